@@ -1,0 +1,71 @@
+"""Shared fixtures. Tenants follow STYLE.md: Alice and Bob are separate companies; Charlie must
+see nothing of theirs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.conf import settings as django_settings
+
+from whatsapp.models import Company
+from whatsapp.services.state import session_get
+
+USES_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+USES_REDIS = bool(os.environ.get("REDIS_URL"))
+
+
+def pytest_report_header(config):
+    db = "PostgreSQL" if USES_POSTGRES else "SQLite"
+    redis = "Redis" if USES_REDIS else "no Redis (REDIS_URL unset: Redis tests are skipped)"
+    return [f"database: {db}; channel layer: {redis}"]
+
+
+@pytest.fixture(autouse=True)
+def _engine_defaults(settings, tmp_path):
+    """Unless a test says otherwise: in-process worker, sandbox backend, fast sandbox clock."""
+    settings.WHATSAPP_WORKER_MODE = "inprocess"
+    settings.WHATSAPP_BACKEND = "sandbox"
+    settings.WHATSAPP_SANDBOX_SPEED = 20.0
+    settings.WHATSAPP_MIN_CODE_LIFETIME = 0.5
+    settings.WHATSAPP_OPERATION_TIMEOUT = 10.0
+    settings.WHATSAPP_HEARTBEAT_INTERVAL = 0.2
+    settings.WHATSAPP_LEASE_TTL = 3.0
+    settings.NEONIZE_SQLITE_PATH = str(tmp_path / "whatsmeow.sqlite3")
+    from whatsapp.services import linking
+
+    linking._backend_named.cache_clear()
+    yield
+    linking._backend_named.cache_clear()
+
+
+def _company(slug: str, name: str) -> Company:
+    company = Company.objects.create(slug=slug, name=name)
+    session_get(company)
+    return company
+
+
+@pytest.fixture
+def alice(db) -> Company:
+    return _company("alice", "Alice's Salon")
+
+
+@pytest.fixture
+def bob(db) -> Company:
+    return _company("bob", "Bob's Barbers")
+
+
+@pytest.fixture
+def charlie(db) -> Company:
+    return _company("charlie", "Charlie's Cafe")
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """An in-process worker on its own thread, running the sandbox backend."""
+    from whatsapp.worker.inprocess import ThreadedWorker
+
+    threaded = ThreadedWorker()
+    threaded.start()
+    yield threaded
+    threaded.stop()

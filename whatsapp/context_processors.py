@@ -1,0 +1,5 @@
+from django.conf import settings
+
+
+def service(request):
+    return {"SANDBOX": settings.WHATSAPP_BACKEND == "sandbox"}

@@ -1,0 +1,318 @@
+"""The WhatsApp worker: owns companies through leases and runs their sessions.
+
+Built from small steps (heartbeat, reconcile, claim) that the main loop repeats; each can be
+called directly in tests. Ownership is a lease on the session row, claimed with a conditional
+UPDATE that changes one row or none, so two workers never run one company (SPEC section 9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connections
+from django.db.models import Q
+from django.utils import timezone
+
+from whatsapp import bus, events
+from whatsapp.backends import get_backend
+from whatsapp.backends.base import Backend
+from whatsapp.errors import InternalError, OperationTimeout, ServiceError, WorkerUnavailable
+from whatsapp.models import WhatsAppSession, Worker
+from whatsapp.worker.runner import SessionRunner
+
+logger = logging.getLogger(__name__)
+
+MAX_FORWARD_HOPS = 3
+
+
+def _lease_ttl() -> timedelta:
+    return timedelta(seconds=settings.WHATSAPP_LEASE_TTL)
+
+
+class WhatsAppWorker:
+    def __init__(self, *, backend: Backend | None = None, inprocess: bool = False,
+                 worker_id: str | None = None) -> None:
+        self.backend = backend or get_backend()
+        self.inprocess = inprocess
+        self.worker_id = worker_id or f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.channel = bus.worker_channel(self.worker_id)
+        self.runners: dict[int, SessionRunner] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread_id: int | None = None
+        self.accepting = False
+        self.stopping = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._background: set[asyncio.Task] = set()
+        # One thread for all database work: Django connections are per thread, so this keeps
+        # exactly one connection per worker and lets shutdown close it.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wa-db")
+        self._redis = None
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def call():
+            try:
+                return function(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                connections["default"].close()  # a broken connection is replaced on next use
+                raise
+
+        return await sync_to_async(call, thread_sensitive=False, executor=self._executor)()
+
+    def schedule(self, coroutine: Coroutine) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- life cycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.thread_id = threading.get_ident()
+        await self.backend.start()
+        await self.db(self._register)
+        if self.inprocess:
+            bus.local_bus().attach(self)
+            events.set_home_loop(self.loop, self.thread_id)
+        else:
+            import redis.asyncio
+
+            self._redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
+            self._tasks.append(self.loop.create_task(self._receive(self.channel)))
+            self._tasks.append(self.loop.create_task(self._receive(bus.COMMANDS_CHANNEL)))
+        self.accepting = True
+        self._tasks.append(self.loop.create_task(self._steps_forever()))
+        logger.info("WhatsApp worker %s started (%s backend, %s)", self.worker_id,
+                    self.backend.name, "in-process" if self.inprocess else "external")
+
+    async def run(self) -> None:
+        await self.start()
+        try:
+            await self.stopping.wait()
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        """Stop every client (credentials stay) and hand the companies back for others."""
+        if not self.accepting and not self._tasks:
+            return
+        self.accepting = False
+        self.stopping.set()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        runners = list(self.runners.values())
+        self.runners.clear()
+        await asyncio.gather(*(runner.close() for runner in runners), return_exceptions=True)
+        try:
+            await self.db(self._unregister)
+        except Exception:
+            logger.exception("could not release the leases of %s", self.worker_id)
+        await self.backend.shutdown()
+        if self.inprocess:
+            bus.local_bus().detach(self)
+            events.set_home_loop(None)
+        if self._redis is not None:
+            await self._redis.aclose()
+        await self.db(connections.close_all)
+        self._executor.shutdown(wait=False)
+        logger.info("WhatsApp worker %s stopped", self.worker_id)
+
+    def _register(self) -> None:
+        Worker.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={"channel_name": "" if self.inprocess else self.channel,
+                      "hostname": socket.gethostname()[:200], "pid": os.getpid(),
+                      "started_at": timezone.now(), "heartbeat_at": timezone.now(),
+                      "stopped_at": None},
+        )
+
+    def _unregister(self) -> None:
+        WhatsAppSession.objects.filter(owner=self.worker_id).update(
+            owner="", lease_expires_at=None, lease_acquired_at=None)
+        Worker.objects.filter(worker_id=self.worker_id).update(stopped_at=timezone.now())
+
+    # --- steps -------------------------------------------------------------------------------
+
+    async def _steps_forever(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await self.step_heartbeat()
+                await self.step_reconcile()
+                await self.step_claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("worker step failed; retrying on the next pass")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), settings.WHATSAPP_HEARTBEAT_INTERVAL)
+            except TimeoutError:
+                pass
+
+    async def step_heartbeat(self) -> None:
+        """Prove we are alive and renew our leases; drop sessions whose lease we lost."""
+        kept = await self.db(self._heartbeat)
+        for company_id in set(self.runners) - kept:
+            logger.warning("lease of company %s lost; stopping it here", company_id)
+            await self.runner_lost(self.runners[company_id])
+
+    def _heartbeat(self) -> set[int]:
+        now = timezone.now()
+        Worker.objects.filter(worker_id=self.worker_id).update(heartbeat_at=now)
+        owned = WhatsAppSession.objects.filter(owner=self.worker_id, lease_expires_at__gt=now)
+        owned.update(lease_expires_at=now + _lease_ttl())
+        return set(WhatsAppSession.objects.filter(owner=self.worker_id).values_list("company_id", flat=True))
+
+    async def step_reconcile(self) -> None:
+        """Stop sessions that should no longer run (a reset or stop that could not reach us)."""
+        unwanted = await self.db(lambda: set(
+            WhatsAppSession.objects.filter(owner=self.worker_id, wants_running=False)
+            .values_list("company_id", flat=True)))
+        for company_id in unwanted:
+            runner = self.runners.get(company_id)
+            if runner is not None:
+                await runner.close()
+            await self.runner_finished_by_id(company_id)
+
+    async def step_claim(self) -> int:
+        """Take unowned sessions that want to run, up to this worker's fair share."""
+        claimed = await self.db(self._claim_batch)
+        for session in claimed:
+            runner = SessionRunner(self, session)
+            self.runners[session.company_id] = runner
+            self.schedule(self._resume(runner))
+        return len(claimed)
+
+    async def _resume(self, runner: SessionRunner) -> None:
+        try:
+            await runner.resume()
+        except Exception:
+            logger.exception("company %s: could not resume", runner.company_id)
+
+    def _claim_batch(self) -> list[WhatsAppSession]:
+        now = timezone.now()
+        free = Q(owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+        wanting = WhatsAppSession.objects.filter(wants_running=True)
+        live = max(1, bus.live_workers().count())
+        share = math.ceil(wanting.count() / live)
+        room = min(share, settings.WHATSAPP_MAX_SESSIONS_PER_WORKER) - len(self.runners)
+        if room <= 0:
+            return []
+        claimed = []
+        candidates = wanting.filter(free).exclude(company_id__in=list(self.runners)).order_by("id")
+        for session in candidates.select_related("company")[:room]:
+            if self._claim(session.pk, now):
+                session.refresh_from_db()
+                claimed.append(session)
+        return claimed
+
+    def _claim(self, session_pk: int, now) -> bool:
+        free = Q(owner="") | Q(owner=self.worker_id) | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+        return bool(WhatsAppSession.objects.filter(pk=session_pk).filter(free).update(
+            owner=self.worker_id, lease_expires_at=now + _lease_ttl(), lease_acquired_at=now))
+
+    async def runner_finished(self, runner: SessionRunner) -> None:
+        if self.runners.get(runner.company_id) is runner:
+            await self.runner_finished_by_id(runner.company_id)
+            runner.closed = True
+            await runner.close()
+
+    async def runner_finished_by_id(self, company_id: int) -> None:
+        self.runners.pop(company_id, None)
+        await self.db(WhatsAppSession.objects.filter(company_id=company_id, owner=self.worker_id).update,
+                      owner="", lease_expires_at=None, lease_acquired_at=None)
+
+    async def runner_lost(self, runner: SessionRunner) -> None:
+        if self.runners.get(runner.company_id) is runner:
+            self.runners.pop(runner.company_id, None)
+        await runner.close()
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def execute(self, *, company_id: int, op: str, args: dict, deadline_at: float) -> dict:
+        """Run one command for a company, claiming it first if nobody owns it."""
+        runner = self.runners.get(company_id)
+        if runner is None:
+            if op == "stop":
+                return {}
+            if op == "logout":
+                return {"unlinked": False}
+            session = await self.db(WhatsAppSession.objects.select_related("company").get,
+                                    company_id=company_id)
+            if not await self.db(self._claim, session.pk, timezone.now()):
+                raise WorkerUnavailable("Another worker runs this company; try again in a moment.")
+            runner = self.runners.get(company_id) or SessionRunner(self, session)
+            self.runners[company_id] = runner
+        return await runner.handle(op, args, deadline_at)
+
+    async def _receive(self, channel: str) -> None:
+        from channels.layers import get_channel_layer
+
+        layer = get_channel_layer()
+        while True:
+            try:
+                message = await layer.receive(channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("receiving on %s failed; retrying", channel)
+                await asyncio.sleep(1)
+                continue
+            if message.get("type") == bus.COMMAND_MESSAGE_TYPE:
+                self.schedule(self._serve(message))
+
+    async def _serve(self, message: dict) -> None:
+        request_id = message["request_id"]
+        deadline_at = float(message.get("deadline_at", 0))
+        if time.time() >= deadline_at:
+            return  # the caller has given up already
+        company_id = int(message["company_id"])
+        if company_id not in self.runners and await self._forward(message):
+            return
+        try:
+            result = await self.execute(company_id=company_id, op=message["op"],
+                                        args=message.get("args") or {}, deadline_at=deadline_at)
+            payload = bus.encode_reply(result=result)
+        except ServiceError as error:
+            payload = bus.encode_reply(error=error)
+        except TimeoutError:
+            payload = bus.encode_reply(error=OperationTimeout())
+        except Exception as error:
+            logger.exception("command %s for company %s failed", message.get("op"), company_id)
+            payload = bus.encode_reply(error=InternalError(f"worker error: {type(error).__name__}"))
+        key = bus.reply_key(request_id)
+        await self._redis.rpush(key, payload)
+        await self._redis.expire(key, 60)
+
+    async def _forward(self, message: dict) -> bool:
+        """A command for a company another live worker owns goes to that worker."""
+        def owner_channel() -> str | None:
+            owner = (WhatsAppSession.objects
+                     .filter(company_id=message["company_id"], lease_expires_at__gt=timezone.now())
+                     .exclude(owner__in=["", self.worker_id]).values_list("owner", flat=True).first())
+            if not owner:
+                return None
+            return bus.live_workers().filter(worker_id=owner).values_list("channel_name", flat=True).first()
+
+        channel = await self.db(owner_channel)
+        if not channel or message.get("hops", 0) >= MAX_FORWARD_HOPS:
+            return False
+        from channels.layers import get_channel_layer
+
+        await get_channel_layer().send(channel, {**message, "hops": message.get("hops", 0) + 1})
+        return True

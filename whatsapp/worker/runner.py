@@ -1,0 +1,409 @@
+"""One company's session inside a worker: drives its backend client and turns the client's
+events into persisted status changes and published events (SPEC sections 3 and 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from whatsapp import errors, events
+from whatsapp.backends import base
+from whatsapp.errors import ConnectionClosed, NoCredentials, OperationTimeout, ServiceError
+from whatsapp.models import (
+    AttemptMethod,
+    AttemptOutcome,
+    PairingAttempt,
+    SessionStatus,
+    WhatsAppSession,
+)
+from whatsapp.privacy import mask_phone
+from whatsapp.services.state import (
+    LINK_FIELDS_CLEARED,
+    PAIRING_FIELDS_CLEARED,
+    attempt_finish,
+    session_write,
+)
+
+if TYPE_CHECKING:
+    from whatsapp.worker.core import WhatsAppWorker
+
+logger = logging.getLogger(__name__)
+
+
+def _min_window_left() -> timedelta:
+    # A code asked for with less of the window left than this gets a fresh window first.
+    return timedelta(seconds=2 * settings.WHATSAPP_MIN_CODE_LIFETIME)
+
+
+LOGGED_OUT_REASONS = {401, 403, 406}
+
+
+def _remaining(deadline_at: float) -> float:
+    return max(0.0, deadline_at - time.time())
+
+
+class SessionRunner:
+    def __init__(self, worker: WhatsAppWorker, session: WhatsAppSession) -> None:
+        self.worker = worker
+        self.company_id = session.company_id
+        self.session_id = session.pk
+        self.client_uuid = str(session.client_uuid)
+        self.client: base.BackendClient | None = None
+        self.mode: str | None = None  # "linking" | "linked"
+        self.generation = 0
+        self.window_ready: asyncio.Future | None = None
+        self.window_expires_at: datetime | None = None
+        self.ops = asyncio.Lock()
+        self.reconnect_task: asyncio.Task | None = None
+        self.backoff = 1.0
+        self.closed = False
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    async def _session(self) -> WhatsAppSession:
+        return await self.worker.db(WhatsAppSession.objects.get, pk=self.session_id)
+
+    async def _write(self, session: WhatsAppSession, **changes: Any) -> bool:
+        written = await self.worker.db(session_write, session, owner=self.worker.worker_id, **changes)
+        if not written:
+            logger.warning("company %s: lease lost, dropping the session here", self.company_id)
+            self.worker.schedule(self.worker.runner_lost(self))
+        return written
+
+    async def _publish(self, *payloads: dict) -> None:
+        await events.apublish(self.company_id, list(payloads))
+
+    async def _open(self, *, device_jid: str | None) -> None:
+        await self._close_client()
+        self.generation += 1
+        self.window_ready = asyncio.get_running_loop().create_future()
+        self.window_expires_at = None
+        self.mode = "linked" if device_jid else "linking"
+        on_event = functools.partial(self._on_event, self.generation)
+        self.client = self.worker.backend.create_client(
+            client_uuid=self.client_uuid, device_jid=device_jid, on_event=on_event
+        )
+        await self.client.connect()
+
+    async def _close_client(self) -> None:
+        client, self.client = self.client, None
+        self.generation += 1  # events of the old client are ignored from here on
+        if self.reconnect_task and self.reconnect_task is not asyncio.current_task():
+            self.reconnect_task.cancel()
+        self.reconnect_task = None
+        if self.window_ready and not self.window_ready.done():
+            self.window_ready.set_exception(ConnectionClosed("The linking window was closed."))
+            self.window_ready.exception()  # mark retrieved
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.disconnect(), timeout=10)
+            except Exception:
+                logger.exception("company %s: client did not stop cleanly", self.company_id)
+
+    async def close(self) -> None:
+        """Stop the client; credentials stay (worker shutdown, lost lease, stop command)."""
+        self.closed = True
+        async with self.ops:
+            await self._close_client()
+
+    def _end(self) -> None:
+        """Finish this runner from inside an event handler without blocking the event stream."""
+        self.worker.schedule(self.worker.runner_finished(self))
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def handle(self, op: str, args: dict, deadline_at: float) -> dict:
+        handler = getattr(self, f"op_{op}", None)
+        if handler is None:
+            raise errors.ValidationFailed(f"unknown worker command {op!r}")
+        return await handler(args, deadline_at)
+
+    async def op_start(self, args: dict, deadline_at: float) -> dict:
+        async with self.ops:
+            if self.client is None:
+                await self._open(device_jid=None)
+        return {}
+
+    async def op_pairing_code(self, args: dict, deadline_at: float) -> dict:
+        async with self.ops:
+            now = timezone.now()
+            window_short = self.window_expires_at is not None and self.window_expires_at - now < _min_window_left()
+            if self.client is None or self.mode != "linking" or window_short:
+                await self._open(device_jid=None)
+            try:
+                await asyncio.wait_for(asyncio.shield(self.window_ready), _remaining(deadline_at))
+            except TimeoutError:
+                raise OperationTimeout("WhatsApp did not open a linking window in time.") from None
+            await self.worker.db(
+                PairingAttempt.objects.filter(pk=args["attempt_id"]).update, reached_whatsapp=True
+            )
+            try:
+                code = await asyncio.wait_for(self.client.pair_phone(args["phone_digits"]),
+                                              _remaining(deadline_at))
+            except TimeoutError:
+                raise OperationTimeout("WhatsApp did not answer the pairing code request in time.") from None
+            expires_at = self.window_expires_at
+            session = await self._session()
+            await self._write(session, status=SessionStatus.CODE_READY, pairing_code=code,
+                              pairing_phone=args["phone"], pairing_expires_at=expires_at,
+                              current_attempt_id=args["attempt_id"])
+            await self._publish(events.status_event(session), events.pairing_code_event(session))
+        return {"pairing_code": code, "expires_at": expires_at.isoformat()}
+
+    async def op_reconnect(self, args: dict, deadline_at: float) -> dict:
+        async with self.ops:
+            session = await self._session()
+            if not session.has_credentials or not session.linked_jid:
+                raise NoCredentials()
+            self.backoff = 1.0
+            await self._open(device_jid=session.linked_jid)
+        return {}
+
+    async def op_logout(self, args: dict, deadline_at: float) -> dict:
+        unlinked = False
+        async with self.ops:
+            if self.client is not None and self.mode == "linked":
+                try:
+                    await asyncio.wait_for(self.client.logout(), _remaining(deadline_at))
+                    unlinked = True
+                except (ServiceError, TimeoutError) as error:
+                    logger.warning("company %s: logout not confirmed by WhatsApp: %r",
+                                   self.company_id, error)
+            await self._close_client()
+        await self.worker.runner_finished(self)
+        return {"unlinked": unlinked}
+
+    async def op_stop(self, args: dict, deadline_at: float) -> dict:
+        async with self.ops:
+            await self._close_client()
+        await self.worker.runner_finished(self)
+        return {}
+
+    async def resume(self) -> None:
+        """Taken over by this worker (start-up, another worker died): bring the session back."""
+        session = await self._session()
+        if session.has_credentials and session.linked_jid:
+            if session.status != SessionStatus.RECONNECTING:
+                await self._write(session, status=SessionStatus.RECONNECTING)
+                await self._publish(events.status_event(session))
+            async with self.ops:
+                await self._open(device_jid=session.linked_jid)
+        elif session.is_pairing:
+            # The old login window died with its worker; a code given from it is void.
+            await self._write(session, status=SessionStatus.CONNECTING, pairing_code="",
+                              pairing_phone="", pairing_expires_at=None, qr_code="")
+            await self._publish(events.status_event(session))
+            async with self.ops:
+                await self._open(device_jid=None)
+        else:
+            await self._write(session, wants_running=False)
+            await self.worker.runner_finished(self)
+
+    # --- events ------------------------------------------------------------------------------
+
+    async def _on_event(self, generation: int, event: base.BackendEvent) -> None:
+        if generation != self.generation or self.closed:
+            return
+        handler = getattr(self, f"on_{type(event).__name__}", None)
+        if handler is None:
+            logger.debug("company %s: ignoring %r", self.company_id, event)
+            return
+        try:
+            await handler(event)
+        except Exception:
+            logger.exception("company %s: handling %s failed", self.company_id, type(event).__name__)
+
+    async def on_QRCode(self, event: base.QRCode) -> None:
+        self.window_expires_at = event.window_expires_at
+        if self.window_ready and not self.window_ready.done():
+            self.window_ready.set_result(None)
+        session = await self._session()
+        status = SessionStatus.CODE_READY if session.status == SessionStatus.CODE_READY else SessionStatus.QR_READY
+        changed = status != session.status
+        if not await self._write(session, status=status, qr_code=event.code,
+                                 qr_expires_at=event.expires_at,
+                                 window_expires_at=event.window_expires_at):
+            return
+        if event.index > 0 and session.current_attempt_id:
+            await self.worker.db(PairingAttempt.objects.filter(pk=session.current_attempt_id).update,
+                                 qr_rotations=F("qr_rotations") + 1)
+        payloads = [events.status_event(session)] if changed else []
+        await self._publish(*payloads, events.qr_event(session))
+
+    async def on_PairingWindowClosed(self, event: base.PairingWindowClosed) -> None:
+        if self.mode != "linking":
+            return
+        session = await self._session()
+        await self.worker.db(attempt_finish, session.current_attempt_id,
+                             outcome=AttemptOutcome.EXPIRED, error_code=errors.PAIRING_EXPIRED)
+        await self._write(session, status=SessionStatus.DISCONNECTED, wants_running=False,
+                          last_error_code=errors.PAIRING_EXPIRED,
+                          last_error_message="The linking window expired before a phone linked. "
+                                             "Start again.",
+                          **PAIRING_FIELDS_CLEARED)
+        await self._publish(events.status_event(session),
+                            events.disconnected_event(errors.PAIRING_EXPIRED))
+        self._end()
+
+    async def on_PairSuccess(self, event: base.PairSuccess) -> None:
+        self.mode = "linked"
+        self.backoff = 1.0
+        session = await self._session()
+        await self.worker.db(attempt_finish, session.current_attempt_id, outcome=AttemptOutcome.LINKED)
+        await self._write(session, status=SessionStatus.AUTHENTICATED, linked_phone=f"+{event.phone}",
+                          linked_jid=event.jid, linked_at=timezone.now(), has_credentials=True,
+                          last_error_code="", last_error_message="", **PAIRING_FIELDS_CLEARED)
+        logger.info("company %s linked to %s", self.company_id, mask_phone(event.phone))
+        await self._publish(events.status_event(session))
+
+    async def on_Connected(self, event: base.Connected) -> None:
+        self.backoff = 1.0
+        session = await self._session()
+        changes: dict[str, Any] = {"status": SessionStatus.CONNECTED, "last_error_code": "",
+                                   "last_error_message": ""}
+        if event.jid and not session.linked_jid:
+            changes.update(linked_jid=event.jid, has_credentials=True)
+        if event.phone and not session.linked_phone:
+            changes["linked_phone"] = f"+{event.phone}"
+        if await self._write(session, **changes):
+            await self._publish(events.status_event(session), events.connected_event(session))
+
+    async def _go_logged_out(self, reason: str) -> None:
+        session = await self._session()
+        await self.worker.db(self.worker.backend.credentials_delete, client_uuid=self.client_uuid,
+                             device_jid=session.linked_jid or None)
+        await self.worker.db(attempt_finish, session.current_attempt_id,
+                             outcome=AttemptOutcome.FAILED, error_code=errors.LOGGED_OUT)
+        await self.worker.db(PairingAttempt.objects.create, company_id=self.company_id,
+                             method=AttemptMethod.RESET, phone=session.linked_phone,
+                             started_by="whatsapp", finished_at=timezone.now(),
+                             outcome=AttemptOutcome.CLEARED, note=f"logged out: {reason}"[:300])
+        await self._write(session, status=SessionStatus.LOGGED_OUT, wants_running=False,
+                          last_error_code=errors.LOGGED_OUT,
+                          last_error_message="WhatsApp logged this device out (removed from the "
+                                             "phone or credentials invalid). Link again.",
+                          **LINK_FIELDS_CLEARED, **PAIRING_FIELDS_CLEARED)
+        await self._publish(events.status_event(session), events.disconnected_event(errors.LOGGED_OUT))
+        self._end()
+
+    async def _go_failed(self, code: str, message: str) -> None:
+        session = await self._session()
+        await self.worker.db(attempt_finish, session.current_attempt_id,
+                             outcome=AttemptOutcome.FAILED, error_code=code)
+        await self._write(session, status=SessionStatus.FAILED, wants_running=False,
+                          last_error_code=code, last_error_message=message[:500],
+                          **PAIRING_FIELDS_CLEARED)
+        await self._publish(events.status_event(session), events.disconnected_event(code))
+        self._end()
+
+    async def on_LoggedOut(self, event: base.LoggedOut) -> None:
+        await self._go_logged_out(event.reason or "logged out")
+
+    async def on_StreamReplaced(self, event: base.StreamReplaced) -> None:
+        await self._go_failed(errors.STREAM_REPLACED, "Another connection took over this WhatsApp "
+                              "session (stream replaced). Reconnect to take it back.")
+
+    async def on_TemporaryBan(self, event: base.TemporaryBan) -> None:
+        minutes = max(1, round(event.expire_seconds / 60)) if event.expire_seconds else None
+        wait = f" for about {minutes} minutes" if minutes else ""
+        await self._go_failed(errors.TEMPORARILY_BANNED,
+                              f"WhatsApp temporarily banned this account{wait} (code {event.code}).")
+
+    async def on_ClientOutdated(self, event: base.ClientOutdated) -> None:
+        await self._go_failed(errors.CLIENT_OUTDATED, "WhatsApp rejects this client version; the "
+                              "service needs an update of its WhatsApp library.")
+
+    async def on_ConnectFailure(self, event: base.ConnectFailure) -> None:
+        if event.reason in LOGGED_OUT_REASONS:
+            await self._go_logged_out(f"connect failure {event.reason}")
+        elif event.reason == 402:
+            await self.on_TemporaryBan(base.TemporaryBan(code=402))
+        elif event.reason == 405:
+            await self.on_ClientOutdated(base.ClientOutdated())
+        elif self.mode == "linked":
+            await self._retry_later(errors.CONNECT_FAILURE,
+                                    f"WhatsApp refused the connection ({event.reason}) {event.message}")
+        else:
+            await self._fail_window(errors.CONNECT_FAILURE,
+                                    f"WhatsApp refused the connection ({event.reason}).")
+
+    async def on_Disconnected(self, event: base.Disconnected) -> None:
+        if self.mode != "linked":
+            return  # a login socket that drops gives new refs or closes its window
+        session = await self._session()
+        if session.status in (SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED):
+            await self._write(session, status=SessionStatus.RECONNECTING)
+            await self._publish(events.status_event(session),
+                                events.disconnected_event("CONNECTION_LOST"))
+
+    async def on_KeepAliveTimeout(self, event: base.KeepAliveTimeout) -> None:
+        await self.on_Disconnected(base.Disconnected())
+
+    async def on_KeepAliveRestored(self, event: base.KeepAliveRestored) -> None:
+        session = await self._session()
+        if session.status == SessionStatus.RECONNECTING and self.mode == "linked":
+            await self._write(session, status=SessionStatus.CONNECTED)
+            await self._publish(events.status_event(session), events.connected_event(session))
+
+    async def on_ConnectError(self, event: base.ConnectError) -> None:
+        error = errors.error_from_code(event.error_code, event.message)
+        if self.window_ready and not self.window_ready.done():
+            self.window_ready.set_exception(error)
+            self.window_ready.exception()
+        if self.mode == "linked":
+            await self._retry_later(event.error_code, event.message)
+        else:
+            await self._fail_window(event.error_code, event.message)
+
+    async def on_ClientCrashed(self, event: base.ClientCrashed) -> None:
+        if self.window_ready and not self.window_ready.done():
+            self.window_ready.set_exception(ConnectionClosed(event.message))
+            self.window_ready.exception()
+        if self.mode == "linked":
+            await self._retry_later(errors.CONNECT_FAILURE, f"WhatsApp client crashed: {event.message}")
+        else:
+            await self._fail_window("CONNECTION_CLOSED", f"WhatsApp client crashed: {event.message}")
+
+    async def on_PairError(self, event: base.PairError) -> None:
+        await self._fail_window(errors.CONNECT_FAILURE, f"Pairing failed: {event.message}")
+
+    async def _fail_window(self, code: str, message: str) -> None:
+        """A linking window could not open or broke: end the attempt, honestly."""
+        session = await self._session()
+        await self.worker.db(attempt_finish, session.current_attempt_id,
+                             outcome=AttemptOutcome.FAILED, error_code=code, note=message)
+        await self._write(session, status=SessionStatus.DISCONNECTED, wants_running=False,
+                          last_error_code=code, last_error_message=message[:500],
+                          **PAIRING_FIELDS_CLEARED)
+        await self._publish(events.status_event(session),
+                            {"type": "error", "error_code": code, "error": message})
+        self._end()
+
+    async def _retry_later(self, code: str, message: str) -> None:
+        """A linked session lost its connection for a reason that may pass: back off, retry."""
+        session = await self._session()
+        await self._write(session, status=SessionStatus.RECONNECTING, last_error_code=code,
+                          last_error_message=message[:500])
+        await self._publish(events.status_event(session))
+        delay = self.backoff
+        self.backoff = min(self.backoff * 2, settings.WHATSAPP_RECONNECT_MAX_DELAY)
+        if self.reconnect_task is None or self.reconnect_task.done():
+            self.reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_after(delay))
+
+    async def _reconnect_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self.ops:
+            if self.closed:
+                return
+            session = await self._session()
+            if session.wants_running and session.has_credentials and session.linked_jid:
+                self.reconnect_task = asyncio.current_task()
+                await self._open(device_jid=session.linked_jid)
