@@ -30,7 +30,7 @@ from whatsapp import bus, events
 from whatsapp.backends import get_backend
 from whatsapp.backends.base import Backend
 from whatsapp.errors import InternalError, OperationTimeout, ServiceError, WorkerUnavailable
-from whatsapp.models import WhatsAppSession, Worker
+from whatsapp.models import SessionStatus, WhatsAppSession, Worker
 from whatsapp.worker.runner import SessionRunner
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,9 @@ class WhatsAppWorker:
         self.runners.clear()
         await asyncio.gather(*(runner.close() for runner in runners), return_exceptions=True)
         try:
-            await self.db(self._unregister)
+            offline = await self.db(self._unregister)
+            for session in offline:
+                await events.apublish(session.company_id, [events.status_event(session)])
         except Exception:
             logger.exception("could not release the leases of %s", self.worker_id)
         await self.backend.shutdown()
@@ -142,10 +144,18 @@ class WhatsAppWorker:
                       "stopped_at": None},
         )
 
-    def _unregister(self) -> None:
-        WhatsAppSession.objects.filter(owner=self.worker_id).update(
-            owner="", lease_expires_at=None, lease_acquired_at=None)
+    def _unregister(self) -> list[WhatsAppSession]:
+        """Release our leases; linked sessions say `reconnecting` until a worker resumes them,
+        since nothing keeps them online in between."""
+        ours = WhatsAppSession.objects.filter(owner=self.worker_id)
+        online = list(ours.filter(status__in=[SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED]))
+        ours.filter(pk__in=[s.pk for s in online]).update(
+            status=SessionStatus.RECONNECTING, status_changed_at=timezone.now())
+        ours.update(owner="", lease_expires_at=None, lease_acquired_at=None)
         Worker.objects.filter(worker_id=self.worker_id).update(stopped_at=timezone.now())
+        for session in online:
+            session.status = SessionStatus.RECONNECTING
+        return online
 
     # --- steps -------------------------------------------------------------------------------
 
@@ -214,7 +224,11 @@ class WhatsAppWorker:
         if room <= 0:
             return []
         claimed = []
-        candidates = wanting.filter(free).exclude(company_id__in=list(self.runners)).order_by("id")
+        # A session whose company lock is held is being commanded right now: the command claims
+        # it, and resuming it here too would open a second login window under the first.
+        unlocked = Q(lock_token="") | Q(lock_expires_at__lt=now)
+        candidates = (wanting.filter(free).filter(unlocked)
+                      .exclude(company_id__in=list(self.runners)).order_by("id"))
         for session in candidates.select_related("company")[:room]:
             if self._claim(session.pk, now):
                 session.refresh_from_db()

@@ -189,6 +189,8 @@ class SessionRunner:
 
     async def resume(self) -> None:
         """Taken over by this worker (start-up, another worker died): bring the session back."""
+        if self.client is not None:
+            return  # a command got here first and already runs the client
         session = await self._session()
         if session.has_credentials and session.linked_jid:
             if session.status != SessionStatus.RECONNECTING:

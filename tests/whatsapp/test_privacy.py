@@ -1,0 +1,20 @@
+import logging
+
+from whatsapp.privacy import MaskPhonesFilter, mask_phone, mask_phones_in, sentry_before_send
+
+
+def test_phones_are_masked_but_recognisable():
+    assert mask_phone("+79001234567") == "+7900***4567"
+    assert mask_phones_in("code for +7 900 123-45-67 issued") == "code for +7900***4567 issued"
+
+
+def test_log_records_never_carry_a_full_phone():
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "phone %s linked", ("+14155552671",), None)
+    MaskPhonesFilter().filter(record)
+    assert record.getMessage() == "phone +1415***2671 linked"
+
+
+def test_sentry_events_are_scrubbed():
+    event = {"message": "failed for 79001234567", "extra": {"phones": ["+14155552671"]}}
+    assert sentry_before_send(event, {}) == {"message": "failed for +7900***4567",
+                                             "extra": {"phones": ["+1415***2671"]}}
