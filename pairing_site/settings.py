@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "corsheaders",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "whatsapp",
     "whatsapp.sandbox",
@@ -171,13 +172,39 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "whatsapp.api.auth.ApiKeyAuthentication",
+        "whatsapp.api.auth.StaffSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["whatsapp.api.throttles.CompanyRateThrottle"],
+    "EXCEPTION_HANDLER": "whatsapp.api.exceptions.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
+    "UNAUTHENTICATED_TOKEN": None,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "WhatsApp pairing service API",
-    "DESCRIPTION": "Link companies' WhatsApp accounts as linked devices, by QR code or pairing code.",
+    "DESCRIPTION": (
+        "Link companies' WhatsApp accounts as linked devices, by QR code or pairing code.\n\n"
+        "Authenticate with `Authorization: Bearer <api key>` (or `Token <api key>`); a staff "
+        "browser session works too. Every error is `{\"success\": false, \"error_code\", "
+        "\"error\", \"details\"?}`; 429 responses carry `Retry-After`. Live events: the WebSocket "
+        "`/ws/v1/companies/{slug}/` (see docs/api.md)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "SessionStatusEnum": "whatsapp.models.SessionStatus",
+        "ErrorCodeEnum": "whatsapp.api.serializers.ERROR_CODES",
+    },
+    # Swagger UI's assets come from the drf-spectacular-sidecar package: no CDN needed.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- WhatsApp linking engine ---------------------------------------------------------------

@@ -18,7 +18,13 @@ from whatsapp.errors import (
     RateLimited,
     WorkerUnavailable,
 )
-from whatsapp.models import AttemptMethod, AttemptOutcome, PairingAttempt, PhoneCooldown, SessionStatus
+from whatsapp.models import (
+    AttemptMethod,
+    AttemptOutcome,
+    PairingAttempt,
+    PhoneCooldown,
+    SessionStatus,
+)
 from whatsapp.sandbox import phone
 from whatsapp.sandbox.models import CodeRequest
 from whatsapp.services import linking
