@@ -71,10 +71,10 @@ def choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = raw(name)
     if value is None:
         return default
-    value = value.lower()
-    if value not in choices:
-        raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}")
-    return value
+    for option in choices:
+        if value.lower() == option.lower():
+            return option
+    raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}")
 
 
 def listing(name: str, default: list[str]) -> list[str]:
