@@ -1,0 +1,79 @@
+"""whatsmeow keeps one database connection per connect() until its process exits.
+
+A worker retrying an unreachable WhatsApp would exhaust PostgreSQL's max_connections. The backend
+recycles its neonize host every NEONIZE_HOST_MAX_CONNECTS connects; this drives 50 real failed
+connects against PostgreSQL and counts the connections whatsmeow holds in pg_stat_activity.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import psycopg
+import pytest
+from django.db import connections
+
+from whatsapp.backends import base
+from whatsapp.backends.neonize import store
+from whatsapp.backends.neonize.backend import NeonizeBackend
+
+from .conftest import needs_postgres
+from .helpers import EventRecorder
+
+MAX_CONNECTS = 10
+RETRIES = 50
+# One host's worth, plus a little slack: a PostgreSQL backend process lingers for a few
+# milliseconds after its client process exited.
+BOUND = MAX_CONNECTS + 2
+
+pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.slow,
+              pytest.mark.django_db(transaction=True)]
+
+
+def whatsmeow_connections(monitor: psycopg.Connection) -> int:
+    row = monitor.execute(
+        "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
+        [store.APPLICATION_NAME, connections["default"].settings_dict["NAME"]],
+    ).fetchone()
+    return int(row[0])
+
+
+async def test_failed_connect_retries_hold_a_bounded_number_of_connections(settings) -> None:
+    settings.NEONIZE_HOST_MAX_CONNECTS = MAX_CONNECTS
+    url = store.postgres_url(connections["default"].settings_dict).split("?")[0]
+    monitor = psycopg.connect(url + "?application_name=leak-monitor", autocommit=True)
+    backend = NeonizeBackend()
+    await backend.start()
+    recorder = EventRecorder()
+    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    hosts = []
+    samples = []
+    try:
+        for _ in range(RETRIES):
+            seen = len(recorder.events)
+            await client.connect()  # what the runner's retry loop does, minus the backoff
+            error = await recorder.next_of(base.ConnectError, after=seen)
+            assert error.error_code == "WHATSAPP_UNAVAILABLE"
+            hosts.extend(h for h in backend.hosts if h not in hosts)
+            samples.append(whatsmeow_connections(monitor))
+    finally:
+        await backend.shutdown()
+
+    print(f"whatsmeow connections after each of {RETRIES} connects: {samples}")
+    assert max(samples) <= BOUND, samples
+    assert max(samples) >= MAX_CONNECTS - 1  # the leak is real, and counted
+    assert [h.connects for h in hosts] == [MAX_CONNECTS] * (RETRIES // MAX_CONNECTS)
+    for host in hosts:
+        assert host.exited.is_set() and host.returncode == 0
+        with pytest.raises(ProcessLookupError):
+            os.kill(host.pid, 0)
+    # Once the hosts are gone, PostgreSQL gets every connection back.
+    deadline = time.monotonic() + 5
+    remaining = whatsmeow_connections(monitor)
+    while remaining and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        remaining = whatsmeow_connections(monitor)
+    assert remaining == 0
+    monitor.close()
