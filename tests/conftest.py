@@ -69,3 +69,14 @@ def worker(transactional_db):
     threaded.start()
     yield threaded
     threaded.stop()
+
+
+def pytest_unconfigure(config):
+    """SQLite leaves its -wal/-shm files next to the per-run test database; remove ours."""
+    name = django_settings.DATABASES["default"].get("TEST", {}).get("NAME")
+    if name and not USES_POSTGRES:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.remove(f"{name}{suffix}")
+            except OSError:
+                pass
