@@ -196,6 +196,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "TAGS": [
+        {"name": "companies"}, {"name": "session"}, {"name": "credentials"}, {"name": "attempts"},
+        {"name": "pairing links"}, {"name": "service"},
+        {"name": "sandbox", "description": "Only with WHATSAPP_BACKEND=sandbox (404 otherwise)."},
+    ],
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "whatsapp.models.SessionStatus",

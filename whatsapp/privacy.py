@@ -6,7 +6,8 @@ import logging
 import re
 
 # 7+ digits, optionally with a leading + and single separators, is treated as a phone number.
-_PHONE_RE = re.compile(r"\+?\d(?:[\s\-().]?\d){6,}")
+# Not inside a word, so ids such as "host-19855-08de9" stay readable.
+_PHONE_RE = re.compile(r"(?<![\w+])\+?\d(?:[\s\-().]?\d){6,}(?![\w])")
 
 
 def mask_phone(phone: str | None) -> str:

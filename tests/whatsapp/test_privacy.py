@@ -18,3 +18,8 @@ def test_sentry_events_are_scrubbed():
     event = {"message": "failed for 79001234567", "extra": {"phones": ["+14155552671"]}}
     assert sentry_before_send(event, {}) == {"message": "failed for +7900***4567",
                                              "extra": {"phones": ["+1415***2671"]}}
+
+
+def test_ids_that_merely_contain_digits_stay_readable():
+    assert mask_phones_in("worker vm-19855-08de9 started") == "worker vm-19855-08de9 started"
+    assert mask_phones_in("jid 79001234567:12@s.whatsapp.net") == "jid +7900***4567:12@s.whatsapp.net"
