@@ -33,6 +33,7 @@ worker: install
 
 ## The whole test suite (PostgreSQL and Redis too when DATABASE_URL / REDIS_URL are set)
 test: install-dev
+	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev

@@ -79,7 +79,12 @@ def disconnected_event(reason: str) -> dict[str, Any]:
 
 
 def error_event(error) -> dict[str, Any]:
-    return {"type": "error", "error_code": error.code, "error": error.message}
+    event: dict[str, Any] = {"type": "error", "error_code": error.code, "error": error.message}
+    if error.retry_after is not None:
+        event["retry_after"] = error.retry_after
+    if error.details:
+        event["details"] = error.details
+    return event
 
 
 def credentials_reset_event() -> dict[str, Any]:
