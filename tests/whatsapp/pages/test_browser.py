@@ -384,11 +384,6 @@ def test_the_console_updates_live_when_another_company_links(live, new_page):
     shot(live, detail_mobile, "console-company-mobile")
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "whatsapp/consumers.py _origin_allowed passes the Origin's host *with its port* to "
-    "validate_host, so staff session sockets are refused whenever the site runs on a port "
-    "(make run: 127.0.0.1:8000); the console company page then stays on its server-rendered "
-    "state. Split the port off (django.http.request.split_domain_port) before validate_host."))
 def test_the_console_company_page_follows_the_session_live(live, new_page):
     from playwright.sync_api import expect
 

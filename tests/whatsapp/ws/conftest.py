@@ -1,0 +1,94 @@
+"""WebSocket fixtures: the real ASGI app, and an in-process worker on the test's own event loop
+(with the in-memory channel layer, consumers and the worker must share one loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from whatsapp.models import ApiKey, Company
+from whatsapp.worker.core import WhatsAppWorker
+
+ALICE_PHONE = "+7 900 123-45-67"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Every test gets empty rate-limit windows and subscriber counts: its own key prefix (never
+    `cache.clear()`, which would flush a shared Redis)."""
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}"}
+        for name, config in settings.CACHES.items()
+    }
+
+
+@pytest.fixture
+async def loop_worker(transactional_db) -> AsyncIterator[WhatsAppWorker]:
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):  # never flush a shared Redis
+        await layer.flush()
+    worker = WhatsAppWorker(inprocess=True)
+    await worker.start()
+    yield worker
+    await worker.stop()
+
+
+@pytest.fixture
+def alice_key(alice: Company) -> str:
+    return ApiKey.issue(name="alice-integration", company=alice)[1]
+
+
+@pytest.fixture
+def bob_key(bob: Company) -> str:
+    return ApiKey.issue(name="bob-integration", company=bob)[1]
+
+
+def communicator(path: str, *, key: str | None = None,
+                 headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+    from pairing_site.asgi import application
+
+    all_headers = list(headers or [])
+    if key is not None:
+        all_headers.append((b"authorization", f"Bearer {key}".encode()))
+    return WebsocketCommunicator(application, path, headers=all_headers)
+
+
+async def connected(path: str, **kwargs) -> WebsocketCommunicator:
+    socket = communicator(path, **kwargs)
+    accepted, code = await socket.connect()
+    assert accepted, f"refused with {code}"
+    return socket
+
+
+async def refused_with(path: str, **kwargs) -> int | None:
+    socket = communicator(path, **kwargs)
+    accepted, code = await socket.connect()
+    if accepted:
+        await socket.disconnect()
+        raise AssertionError("the connection was accepted")
+    return code
+
+
+async def receive_until(socket: WebsocketCommunicator, kind: str, *, within: float = 5.0,
+                        **match) -> dict:
+    """Skip messages until one of `kind` (and matching fields) arrives."""
+    seen = []
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                message = await socket.receive_json_from(timeout=within)
+                seen.append(message.get("type"))
+                if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
+                    return message
+    except TimeoutError:
+        raise AssertionError(f"no {kind} {match or ''}; got {seen}") from None
+
+
+async def db(function, *args, **kwargs):
+    return await database_sync_to_async(function)(*args, **kwargs)

@@ -1,0 +1,113 @@
+"""The one renderer of API errors: `{"success": false, "error_code", "error", "details"?}`.
+
+Service errors carry their code and status; DRF's and Django's own exceptions are mapped onto the
+SPEC's codes here, so no client ever sees another shape. Unexpected exceptions become 500
+INTERNAL_ERROR and go to Sentry (phones are scrubbed by `whatsapp.privacy.sentry_before_send`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import sentry_sdk
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+
+from whatsapp.errors import (
+    CompanyNotFound,
+    InternalError,
+    NotAuthenticated,
+    PermissionDenied,
+    RateLimited,
+    ServiceError,
+    ValidationFailed,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def error_body(code: str, message: str, details: dict | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"success": False, "error_code": code, "error": message}
+    if details:
+        body["details"] = details
+    return body
+
+
+def _message(detail: Any, fallback: str) -> str:
+    if isinstance(detail, str) and detail:
+        return str(detail)
+    return fallback
+
+
+def service_error_for(exc: Exception) -> ServiceError | None:
+    """The SPEC error for a DRF or Django exception (None for unexpected ones)."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, drf.ValidationError):
+        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        return ValidationFailed("The request has invalid fields; see details.", details=details)
+    if isinstance(exc, drf.NotAuthenticated | drf.AuthenticationFailed):
+        return NotAuthenticated(_message(exc.detail, NotAuthenticated.default_message))
+    if isinstance(exc, drf.PermissionDenied | DjangoPermissionDenied):
+        detail = getattr(exc, "detail", None)
+        return PermissionDenied(_message(detail, PermissionDenied.default_message))
+    if isinstance(exc, drf.NotFound | Http404):
+        return CompanyNotFound()
+    if isinstance(exc, drf.Throttled):
+        wait = max(1, int(exc.wait or 1))
+        return RateLimited(
+            f"Too many requests for this company. Try again in {wait} seconds.",
+            retry_after=wait, details={"retry_after": wait, "reason": "api_rate_limit"},
+        )
+    if isinstance(exc, drf.APIException):
+        # ParseError (400), MethodNotAllowed (405), NotAcceptable (406), UnsupportedMediaType
+        # (415): all "the request is malformed"; the HTTP status stays DRF's.
+        error = ValidationFailed(_message(exc.detail, ValidationFailed.default_message))
+        error.http_status = exc.status_code
+        return error
+    return None
+
+
+def error_response_headers(error: ServiceError, exc: Exception | None = None) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    if error.retry_after:
+        headers["Retry-After"] = str(int(error.retry_after))
+    auth_header = getattr(exc, "auth_header", None)
+    if auth_header and error.http_status == 401:
+        headers["WWW-Authenticate"] = auth_header
+    return headers
+
+
+def report_unexpected(exc: Exception, *, where: str) -> None:
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("where", where)
+        sentry_sdk.capture_exception(exc)
+    logger.error("unexpected error in %s: %s", where, type(exc).__name__, exc_info=exc)
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response:
+    error = service_error_for(exc)
+    if error is None:
+        view = context.get("view")
+        report_unexpected(exc, where=type(view).__name__ if view else "api")
+        error = InternalError()
+    return Response(error.as_dict(), status=error.http_status,
+                    headers=error_response_headers(error, exc))
+
+
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any unknown URL under /api/v1/: a JSON 404, with a hint for a missing trailing slash."""
+    message = "No such endpoint or company."
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            message = f"No such endpoint. Did you mean {request.path}/ (with a trailing slash)?"
+    return JsonResponse(error_body(CompanyNotFound.code, message), status=404,
+                        json_dumps_params={"separators": (",", ":")})

@@ -1,0 +1,12 @@
+"""WebSocket routes (SPEC section 6)."""
+
+from channels.auth import AuthMiddlewareStack
+from django.urls import path
+
+from whatsapp.consumers import CompanyEventsConsumer, PairLinkConsumer
+
+websocket_urlpatterns: list = [
+    # The staff console authenticates with the admin session; integrators with an API key.
+    path("ws/v1/companies/<str:slug>/", AuthMiddlewareStack(CompanyEventsConsumer.as_asgi())),
+    path("ws/v1/pair/<str:link_token>/", PairLinkConsumer.as_asgi()),
+]
