@@ -38,9 +38,13 @@ class MaskPhonesFilter(logging.Filter):
         return True
 
 
+# API keys passed as `?token=` (browsers' WebSockets) must not reach error reports.
+_TOKEN_RE = re.compile(r"(?i)(token=)[^&\s\"']+")
+
+
 def _scrub(value):
     if isinstance(value, str):
-        return mask_phones_in(value)
+        return _TOKEN_RE.sub(r"\1[Filtered]", mask_phones_in(value))
     if isinstance(value, dict):
         return {key: _scrub(item) for key, item in value.items()}
     if isinstance(value, list):

@@ -23,3 +23,9 @@ def test_sentry_events_are_scrubbed():
 def test_ids_that_merely_contain_digits_stay_readable():
     assert mask_phones_in("worker vm-19855-08de9 started") == "worker vm-19855-08de9 started"
     assert mask_phones_in("jid 79001234567:12@s.whatsapp.net") == "jid +7900***4567:12@s.whatsapp.net"
+
+
+def test_sentry_events_never_carry_an_api_key_from_a_url():
+    event = {"request": {"url": "/ws/v1/companies/a/?token=wps_secret&x=1", "query_string": "token=wps_secret"}}
+    assert sentry_before_send(event, {}) == {"request": {"url": "/ws/v1/companies/a/?token=[Filtered]&x=1",
+                                                         "query_string": "token=[Filtered]"}}

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -28,6 +28,7 @@ from whatsapp.api.exceptions import error_body
 from whatsapp.errors import ERRORS_BY_CODE, CompanyNotFound, NotPairing, ValidationFailed
 from whatsapp.models import SLUG_VALIDATOR, ApiKey, Company, PairingAttempt
 from whatsapp.services import linking
+from whatsapp.services.companies import company_create
 from whatsapp.services.links import pairing_link_create
 from whatsapp.services.state import session_get
 
@@ -153,18 +154,8 @@ class CompanyListView(APIView):
     def post(self, request: Request) -> Response:
         data = s.CompanyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        slug, name = data.validated_data["slug"], data.validated_data["name"]
-        taken = ValidationFailed("A company with this slug already exists.",
-                                 details={"slug": ["A company with this slug already exists."]})
-        if Company.objects.filter(slug=slug).exists():
-            raise taken
-        try:
-            with transaction.atomic():
-                company = Company.objects.create(slug=slug, name=name)
-                session_get(company)
-        except IntegrityError:
-            raise taken from None
-        logger.info("company %s created by %s", company.slug, actor_for(request).label)
+        company = company_create(slug=data.validated_data["slug"], name=data.validated_data["name"],
+                                 actor=actor_for(request))
         return ok(company_data(company), http_status=status.HTTP_201_CREATED)
 
 

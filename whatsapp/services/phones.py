@@ -39,6 +39,11 @@ def phone_parse(raw: object) -> str:
     try:
         number = phonenumbers.parse("+" + digits, None)
     except NumberParseException as error:
+        if error.error_type == NumberParseException.INVALID_COUNTRY_CODE and not text.startswith("+"):
+            raise InvalidPhone(
+                "This looks like a national number (no valid country code in front). Enter it in "
+                "international form with the country code, e.g. +7 900 123-45-67."
+            ) from None
         if error.error_type == NumberParseException.INVALID_COUNTRY_CODE:
             raise InvalidPhone(
                 "The phone number does not start with a known country code. Enter it in "

@@ -25,7 +25,9 @@ def test_it_accepts_common_international_forms(raw, e164):
 @pytest.mark.parametrize(
     ("raw", "says"),
     [
-        ("89001234567", "country code"),
+        ("89001234567", "national number"),
+        ("8 900 123 45 67", "national number"),
+        ("+999 1234567", "known country code"),
         ("07911 123456", "national number"),
         ("+1 415", "too short"),
         ("", "empty"),

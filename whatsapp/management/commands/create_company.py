@@ -1,8 +1,8 @@
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from whatsapp.models import Company
-from whatsapp.services.state import session_get
+from whatsapp.errors import ValidationFailed
+from whatsapp.services.actors import CLI
+from whatsapp.services.companies import company_create
 
 
 class Command(BaseCommand):
@@ -13,13 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("name")
 
     def handle(self, *args, slug: str, name: str, **options):
-        if Company.objects.filter(slug=slug).exists():
-            raise CommandError(f"A company with slug {slug!r} already exists.")
-        company = Company(slug=slug, name=name)
         try:
-            company.full_clean()
-        except ValidationError as error:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())) from None
-        company.save()
-        session_get(company)
+            company = company_create(slug=slug, name=name, actor=CLI)
+        except ValidationFailed as error:
+            problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.details.items())
+            raise CommandError(problems or error.message) from None
         self.stdout.write(f"Created company {company.slug} ({company.name})")
