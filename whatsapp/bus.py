@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import logging
 import threading
 import time
 import uuid
@@ -26,7 +27,15 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from whatsapp.errors import OperationTimeout, ServiceError, WorkerUnavailable, error_from_code
+from whatsapp.errors import (
+    InternalError,
+    OperationTimeout,
+    ServiceError,
+    WorkerUnavailable,
+    error_from_code,
+)
+
+logger = logging.getLogger(__name__)
 
 COMMANDS_CHANNEL = "whatsapp.commands"
 COMMAND_MESSAGE_TYPE = "whatsapp.command"
@@ -80,6 +89,13 @@ class LocalBus:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise OperationTimeout() from None
+        except ServiceError:
+            raise
+        except Exception as error:
+            # Same as a worker process would answer: the caller gets INTERNAL_ERROR, and the
+            # service can record the failed attempt instead of leaving it open.
+            logger.exception("worker command %s for company %s failed", op, company_id)
+            raise InternalError(f"worker error: {type(error).__name__}") from error
 
 
 class ChannelBus:
