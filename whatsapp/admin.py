@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from whatsapp.errors import ServiceError
 from whatsapp.models import (
     ApiKey,
+    AuditEvent,
     Company,
     PairingAttempt,
     PhoneCooldown,
@@ -29,7 +30,7 @@ from whatsapp.pages import texts
 from whatsapp.selectors import credentials_status
 from whatsapp.services.actors import Actor
 from whatsapp.services.linking import credentials_reset, session_reconnect
-from whatsapp.services.links import pairing_link_create
+from whatsapp.services.links import pairing_link_create, pairing_links_revoke
 from whatsapp.services.state import session_get
 
 
@@ -83,6 +84,14 @@ class PairingAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     verbose_name_plural = _("Pairing attempts (newest first)")
 
 
+class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = AuditEvent
+    extra = 0
+    fields = ("created_at", "action", "actor", "detail")
+    readonly_fields = fields
+    verbose_name_plural = _("Other actions (links, reconnects, logouts)")
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "status_badge", "linked_phone", "last_error", "status_since")
@@ -90,8 +99,8 @@ class CompanyAdmin(admin.ModelAdmin):
     list_select_related = ("session",)
     search_fields = ("name", "slug", "session__linked_phone")
     ordering = ("name", "slug")
-    inlines = [PairingAttemptInline]
-    actions = ["reset_credentials", "create_pairing_link", "reconnect"]
+    inlines = [PairingAttemptInline, AuditEventInline]
+    actions = ["reset_credentials", "create_pairing_link", "reconnect", "revoke_pairing_links"]
     readonly_fields = ("created_at", "status_badge", "linked_phone", "linked_jid", "linked_at",
                        "has_credentials", "last_error", "worker", "console_link")
     fieldsets = (
@@ -237,6 +246,14 @@ class CompanyAdmin(admin.ModelAdmin):
             self.message_user(request, gettext("Reconnect requested for %(count)d company(ies).")
                               % {"count": done}, messages.SUCCESS)
 
+    @admin.action(description=_("Revoke all pairing links"), permissions=["change"])
+    def revoke_pairing_links(self, request: HttpRequest, queryset: QuerySet[Company]):
+        for company in queryset:
+            pairing_links_revoke(company=company, actor=Actor.for_user(request.user))
+            self.log_change(request, company, "Revoked every pairing link issued so far")
+        self.message_user(request, gettext("Pairing links revoked: the links sent so far no longer "
+                                           "open the pairing page."), messages.SUCCESS)
+
     def _service_error(self, request: HttpRequest, company: Company, error: ServiceError) -> None:
         retry_after = error.retry_after or (error.details or {}).get("retry_after")
         self.message_user(request, f"{company.name}: {texts.error_sentence(error.code, retry_after)} "
@@ -334,3 +351,11 @@ class PhoneCooldownAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "company", "action", "actor", "detail")
+    list_filter = ("action",)
+    list_select_related = ("company",)
+    search_fields = ("company__slug", "company__name", "actor")

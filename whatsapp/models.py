@@ -159,6 +159,30 @@ class PairingAttempt(models.Model):
         return not self.outcome
 
 
+class AuditAction(models.TextChoices):
+    LINK_CREATED = "link_created"
+    LINKS_REVOKED = "links_revoked"
+    RECONNECT = "reconnect"
+    LOGOUT = "logout"
+
+
+class AuditEvent(models.Model):
+    """Who did what to a company, for actions that are not pairing attempts (those, code
+    requests and resets included, are PairingAttempt rows)."""
+
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="audit_events")
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    actor = models.CharField(max_length=120)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.company_id} {self.action} by {self.actor}"
+
+
 class PhoneCooldown(models.Model):
     """A phone WhatsApp answered 429 rate-overlimit for: no requests until `until`."""
 

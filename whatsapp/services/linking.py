@@ -35,6 +35,7 @@ from whatsapp.errors import (
 from whatsapp.models import (
     AttemptMethod,
     AttemptOutcome,
+    AuditAction,
     Company,
     PairingAttempt,
     PhoneCooldown,
@@ -43,6 +44,7 @@ from whatsapp.models import (
 )
 from whatsapp.privacy import mask_phone
 from whatsapp.services.actors import Actor
+from whatsapp.services.audit import audit_record
 from whatsapp.services.locks import company_lock, deadline_in, remaining
 from whatsapp.services.phones import phone_digits, phone_parse
 from whatsapp.services.state import (
@@ -285,6 +287,7 @@ def session_reconnect(*, company: Company, actor: Actor) -> WhatsAppSession:
         session_write(session, status=SessionStatus.RECONNECTING, wants_running=True,
                       last_error_code="", last_error_message="")
         publish_status(session)
+        audit_record(company=company, action=AuditAction.RECONNECT, actor=actor)
         get_bus().request(company_id=company.pk, op="reconnect", args={},
                           timeout=remaining(deadline))
         logger.info("reconnect of company %s asked by %s", company.pk, actor.label)
@@ -312,6 +315,8 @@ def session_logout(*, company: Company, actor: Actor) -> dict:
             session.refresh_from_db()
             session_write(session, wants_running=False)
         had_credentials = session.has_credentials
+        audit_record(company=company, action=AuditAction.LOGOUT, actor=actor,
+                     detail=f"unlinked on WhatsApp: {'yes' if unlinked_on_whatsapp else 'no'}")
         credentials_clear(session=session, backend=backend(), actor_label=actor.label,
                           reason="logout")
         publish_status(session, events.disconnected_event("LOGGED_OUT"))

@@ -17,8 +17,9 @@ from django.core import signing
 from django.urls import NoReverseMatch, reverse
 
 from whatsapp.errors import PermissionDenied, ValidationFailed
-from whatsapp.models import Company
+from whatsapp.models import AuditAction, Company
 from whatsapp.services.actors import Actor
+from whatsapp.services.audit import audit_record
 
 SALT = "whatsapp.pairing-link"
 logger = logging.getLogger(__name__)
@@ -60,10 +61,21 @@ def pairing_link_create(*, company: Company, actor: Actor, expires_in: int | Non
         path = reverse("pair-page", kwargs={"link_token": token})
     except NoReverseMatch:
         path = f"/pair/{token}/"
-    logger.info("pairing link %s for company %s created by %s", link_id,
-                                     company.pk, actor.label)
+    audit_record(company=company, action=AuditAction.LINK_CREATED, actor=actor,
+                 detail=f"link {link_id}, valid {lifetime} s")
+    logger.info("pairing link %s for company %s created by %s", link_id, company.pk, actor.label)
+
     return PairingLink(token=token, url=f"{settings.PUBLIC_BASE_URL}{path}", company=company,
                        link_id=link_id, expires_at=datetime.fromtimestamp(expires, tz=UTC))
+
+
+def pairing_links_revoke(*, company: Company, actor: Actor) -> None:
+    """Void every pairing link of the company issued so far (new ones work again)."""
+    if not actor.may_reset:
+        raise PermissionDenied("A pairing link cannot revoke links.")
+    company.rotate_link_secret()
+    audit_record(company=company, action=AuditAction.LINKS_REVOKED, actor=actor)
+    logger.info("pairing links of company %s revoked by %s", company.pk, actor.label)
 
 
 def pairing_link_resolve(token: str) -> PairingLink:

@@ -86,3 +86,15 @@ def test_two_workers_never_run_one_company(alice, worker):
         assert Device.objects.get(phone=PHONE[1:]).connection_token  # still the first's stream
     finally:
         other.stop()
+
+
+def test_reconnect_and_logout_are_audited_with_who_did_it(alice, worker):
+    from whatsapp.models import AuditAction, AuditEvent
+
+    link(alice)
+    staff = SYSTEM.__class__(kind="user", label="user:staff")
+    linking.session_reconnect(company=alice, actor=staff)
+    wait_status(alice, SessionStatus.CONNECTED)
+    linking.session_logout(company=alice, actor=staff)
+    actions = list(AuditEvent.objects.filter(company=alice).values_list("action", "actor"))
+    assert sorted(actions) == [(AuditAction.LOGOUT, "user:staff"), (AuditAction.RECONNECT, "user:staff")]
