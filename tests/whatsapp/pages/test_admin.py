@@ -146,3 +146,20 @@ def test_the_admin_shows_the_sandbox_banner_in_sandbox_mode(staff_client, settin
     assert "sandbox-banner" in staff_client.get("/admin/").content.decode()
     settings.WHATSAPP_BACKEND = "neonize"
     assert "sandbox-banner" not in staff_client.get("/admin/").content.decode()
+
+
+@pytest.mark.django_db
+def test_revoking_pairing_links_voids_earlier_links_and_logs_it(staff_client, alice):
+    from whatsapp.models import AuditAction, AuditEvent
+    from whatsapp.services.links import LinkInvalid, pairing_link_create, pairing_link_resolve
+
+    old = pairing_link_create(company=alice, actor=SYSTEM)
+    response = action(staff_client, "revoke_pairing_links", alice)
+    assert response.status_code == 302
+    assert "revoked" in flash(response)
+    with pytest.raises(LinkInvalid):
+        pairing_link_resolve(old.url.rstrip("/").rsplit("/", 1)[-1])
+    assert "Revoked every pairing link issued so far" in log_messages(alice)
+    assert AuditEvent.objects.get(company=alice, action=AuditAction.LINKS_REVOKED).actor.startswith("user:")
+    page = staff_client.get(f"/admin/whatsapp/company/{alice.pk}/change/")
+    assert b"links_revoked" in page.content or b"Links revoked" in page.content
