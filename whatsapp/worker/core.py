@@ -203,6 +203,8 @@ class WhatsAppWorker:
         """Take unowned sessions that want to run, up to this worker's fair share."""
         claimed = await self.db(self._claim_batch)
         for session in claimed:
+            if session.company_id in self.runners:
+                continue  # a command claimed it while the batch query ran
             runner = SessionRunner(self, session)
             self.runners[session.company_id] = runner
             self.schedule(self._resume(runner))
