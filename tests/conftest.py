@@ -61,6 +61,21 @@ def charlie(db) -> Company:
 
 
 @pytest.fixture
+def alice_key(alice: Company) -> str:
+    """A raw API key scoped to Alice's company."""
+    from whatsapp.models import ApiKey
+
+    return ApiKey.issue(name="alice-integration", company=alice)[1]
+
+
+@pytest.fixture
+def bob_key(bob: Company) -> str:
+    from whatsapp.models import ApiKey
+
+    return ApiKey.issue(name="bob-integration", company=bob)[1]
+
+
+@pytest.fixture
 def worker(transactional_db):
     """An in-process worker on its own thread, running the sandbox backend."""
     from whatsapp.worker.inprocess import ThreadedWorker

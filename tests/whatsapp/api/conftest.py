@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
-from whatsapp.models import ApiKey, Company
+from whatsapp.models import ApiKey
 
 
 def client_with_key(raw_key: str | None, *, scheme: str = "Bearer") -> APIClient:
@@ -16,16 +16,6 @@ def client_with_key(raw_key: str | None, *, scheme: str = "Bearer") -> APIClient
     if raw_key is not None:
         client.credentials(HTTP_AUTHORIZATION=f"{scheme} {raw_key}")
     return client
-
-
-@pytest.fixture
-def alice_key(alice: Company) -> str:
-    return ApiKey.issue(name="alice-integration", company=alice)[1]
-
-
-@pytest.fixture
-def bob_key(bob: Company) -> str:
-    return ApiKey.issue(name="bob-integration", company=bob)[1]
 
 
 @pytest.fixture

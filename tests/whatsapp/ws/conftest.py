@@ -12,7 +12,6 @@ from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from whatsapp.models import ApiKey, Company
 from whatsapp.worker.core import WhatsAppWorker
 
 ALICE_PHONE = "+7 900 123-45-67"
@@ -37,16 +36,6 @@ async def loop_worker(transactional_db) -> AsyncIterator[WhatsAppWorker]:
     await worker.start()
     yield worker
     await worker.stop()
-
-
-@pytest.fixture
-def alice_key(alice: Company) -> str:
-    return ApiKey.issue(name="alice-integration", company=alice)[1]
-
-
-@pytest.fixture
-def bob_key(bob: Company) -> str:
-    return ApiKey.issue(name="bob-integration", company=bob)[1]
 
 
 def communicator(path: str, *, key: str | None = None,

@@ -421,25 +421,21 @@ class NeonizeClient(base.BackendClient):
         return str(result["code"])
 
     async def logout(self) -> None:
-        self._cancel_window()
-        host = self.host
-        if host is None or host.dead:
-            return
-        self._leave(host)
-        try:
-            await host.request("logout", within=self.backend.operation_timeout, client=self.uuid)
-        finally:
-            self.backend._retire_when_idle(host)
+        await self._end("logout")
 
     async def disconnect(self) -> None:
+        await self._end("disconnect", forget=True)
+
+    async def _end(self, command: str, **arguments: Any) -> None:
+        """Stop this client in its host (`logout` also unlinks it on WhatsApp)."""
         self._cancel_window()
         host = self.host
         if host is None or host.dead:
             return
         self._leave(host)
         try:
-            await host.request("disconnect", within=self.backend.operation_timeout,
-                               client=self.uuid, forget=True)
+            await host.request(command, within=self.backend.operation_timeout, client=self.uuid,
+                               **arguments)
         finally:
             self.backend._retire_when_idle(host)
 
