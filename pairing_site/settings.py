@@ -171,7 +171,7 @@ CORS_ALLOW_HEADERS = ("authorization", "content-type", "accept", "origin", "x-re
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["whatsapp.api.parsers.StrictJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "whatsapp.api.auth.ApiKeyAuthentication",
         "whatsapp.api.auth.StaffSessionAuthentication",

@@ -25,7 +25,6 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.core.cache import cache
-from django.http.request import split_domain_port, validate_host
 
 from whatsapp import events
 from whatsapp.api.access import company_visible
@@ -35,6 +34,7 @@ from whatsapp.api.throttles import WRITE, rate_hit
 from whatsapp.errors import (
     CompanyNotFound,
     InternalError,
+    NotAuthenticated,
     PermissionDenied,
     RateLimited,
     ServiceError,
@@ -152,8 +152,9 @@ def _origin_allowed(scope: dict) -> bool:
     origin_text = origin.decode("latin-1")
     if origin_text in settings.CSRF_TRUSTED_ORIGINS:
         return True
-    domain, _ = split_domain_port(urlsplit(origin_text).netloc)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+    # Same host as the handshake itself (not merely any of ALLOWED_HOSTS, which may be "*").
+    host = (_header(scope, b"host") or b"").decode("latin-1").lower()
+    return bool(host) and urlsplit(origin_text).netloc.lower() == host
 
 
 class CompanyEventsConsumer(AsyncWebsocketConsumer):
@@ -190,7 +191,18 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         return company, actor
 
     async def still_allowed(self) -> None:
-        """Checked before every action (a pairing link may have been revoked meanwhile)."""
+        """Checked before every action: a key revoked or a user disabled after the handshake
+        loses its power on the sockets it already opened."""
+        actor = self.actor
+        if actor.api_key is not None:
+            valid = await database_sync_to_async(
+                lambda: type(actor.api_key).objects.filter(pk=actor.api_key.pk, revoked_at__isnull=True).exists())()
+        else:
+            user = actor.user
+            valid = await database_sync_to_async(
+                lambda: type(user).objects.filter(pk=user.pk, is_active=True, is_staff=True).exists())()
+        if not valid:
+            raise NotAuthenticated("These credentials are no longer valid; reconnect with valid ones.")
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -255,7 +267,7 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             await self.send_error(ValidationFailed("Messages must be JSON objects with a \"type\"."))
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
@@ -289,6 +301,9 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
                 raise RateLimited(f"Too many requests for this company. Try again in {wait} seconds.",
                                   retry_after=wait)
             await getattr(self, f"act_{kind}")(message, request_id)
+        except NotAuthenticated as error:
+            await self.send_error(error, request_id)
+            await self.close(code=CLOSE_UNAUTHENTICATED)
         except ServiceError as error:
             await self.send_error(error, request_id)
         except asyncio.CancelledError:
@@ -341,3 +356,10 @@ class PairLinkConsumer(CompanyEventsConsumer):
             await database_sync_to_async(pairing_link_resolve)(token)
         except LinkInvalid as invalid:
             raise PermissionDenied(f"This pairing link is {invalid.reason}; ask for a new one.") from None
+
+
+class NoSuchSocket(AsyncWebsocketConsumer):
+    """Unknown WebSocket paths (a typo, a missing trailing slash): refused with 4404."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)

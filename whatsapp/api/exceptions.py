@@ -14,6 +14,7 @@ import sentry_sdk
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
@@ -99,6 +100,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
                     headers=error_response_headers(error, exc))
 
 
+@csrf_exempt  # it has no effect, and an unknown POST must get the JSON 404, not the CSRF page
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
     """Any unknown URL under /api/v1/: a JSON 404, with a hint for a missing trailing slash."""
     message = "No such endpoint or company."

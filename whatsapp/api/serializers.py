@@ -19,11 +19,20 @@ class CompanyCreateSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
 
 
+class StrictBooleanField(serializers.BooleanField):
+    """Only JSON true/false: this flag deletes credentials, so "yes" or 1 must not pass for it."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
 class PairingCodeRequestSerializer(serializers.Serializer):
     phone_number = serializers.CharField(
         max_length=64, help_text="International number in any common form, e.g. +7 900 123-45-67."
     )
-    replace_existing = serializers.BooleanField(
+    replace_existing = StrictBooleanField(
         default=False, help_text="Replace a live link with another phone (else CREDENTIALS_CONFLICT)."
     )
 

@@ -433,6 +433,12 @@ class SandboxCaller(BasePermission):
 class SandboxView(APIView):
     permission_classes = [SandboxCaller]
 
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        # Outside sandbox mode the routes do not exist, whoever asks: 404 before authentication.
+        if settings.WHATSAPP_BACKEND != "sandbox":
+            raise CompanyNotFound("No such endpoint or company.")
+        super().initial(request, *args, **kwargs)
+
     def permission_denied(self, request: Request, message=None, code=None):
         from rest_framework.exceptions import NotAuthenticated
 

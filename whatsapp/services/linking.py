@@ -172,6 +172,9 @@ def _clear_for_new_link(session: WhatsAppSession, *, phone: str | None, actor: A
     if session.is_live and session.has_credentials:
         if phone is not None and session.linked_phone == phone:
             raise AlreadyConnected(details={"phone_number": phone})
+        if replace_existing and not actor.may_reset:
+            raise PermissionDenied("A pairing link cannot replace a live WhatsApp link; ask your "
+                                   "administrator to reset it.")
         if not replace_existing:
             masked = mask_phone(session.linked_phone)
             raise CredentialsConflict(

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from tests.whatsapp.ws.conftest import (
     ALICE_PHONE,
-    communicator,
     connected,
     db,
     receive_until,
@@ -72,19 +71,24 @@ def _session_cookie(**user_fields) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-@pytest.mark.parametrize("origin", [b"http://testserver", b"http://127.0.0.1:8000",
-                                    b"https://localhost"])
-async def test_a_staff_session_from_our_origin_connects(alice, origin):
+@pytest.mark.parametrize(("origin", "host"), [(b"http://testserver", b"testserver"),
+                                              (b"http://127.0.0.1:8000", b"127.0.0.1:8000"),
+                                              (b"https://localhost", b"localhost")])
+async def test_a_staff_session_from_our_origin_connects(alice, origin, host):
     cookie = await db(_session_cookie, is_staff=True)
-    socket = await connected(ALICE_WS, headers=[(b"cookie", cookie), (b"origin", origin)])
+    socket = await connected(ALICE_WS, headers=[(b"cookie", cookie), (b"origin", origin),
+                                                (b"host", host)])
     assert (await socket.receive_json_from())["type"] == "status"
     await socket.disconnect()
 
 
-async def test_a_staff_session_from_a_foreign_origin_is_refused(alice):
+async def test_a_staff_session_from_a_foreign_origin_is_refused(alice, settings):
+    settings.ALLOWED_HOSTS = ["*"]  # even then, only the socket's own host counts
     cookie = await db(_session_cookie, is_staff=True)
-    assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie),
+    assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie), (b"host", b"127.0.0.1:8000"),
                                                  (b"origin", b"https://evil.example")]) == 4403
+    assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie), (b"host", b"127.0.0.1:8000"),
+                                                 (b"origin", b"http://127.0.0.1:9999")]) == 4403
     assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie)]) == 4403
 
 
@@ -231,10 +235,9 @@ async def test_binary_frames_are_handled_too(alice, alice_key):
     await socket.disconnect()
 
 
-async def test_unknown_paths_are_not_websockets(alice, alice_key):
-    socket = communicator("/ws/v1/nothing/", key=alice_key)
-    with pytest.raises(ValueError):
-        await socket.connect()
+@pytest.mark.parametrize("path", ["/ws/v1/nothing/", "/ws/v1/companies/alice", "/elsewhere"])
+async def test_unknown_paths_are_refused_with_4404_not_an_error(alice, alice_key, path):
+    assert await refused_with(path, key=alice_key) == 4404
 
 
 async def test_a_token_in_the_url_is_never_logged(alice, alice_key, caplog):
@@ -246,3 +249,24 @@ async def test_a_token_in_the_url_is_never_logged(alice, alice_key, caplog):
     await socket.disconnect()
     assert await refused_with(f"/ws/v1/companies/bob/?token={alice_key}x") == 4401
     assert alice_key not in caplog.text
+
+
+async def test_a_key_revoked_after_the_handshake_loses_its_power(alice, alice_key, loop_worker):
+    socket = await connected(ALICE_WS, key=alice_key)
+    await socket.receive_json_from()
+    await db(ApiKey.objects.update, revoked_at=timezone.now())
+    await socket.send_json_to({"type": "reset_credentials"})
+    error = await socket.receive_json_from()
+    assert error["type"] == "error" and error["error_code"] == "NOT_AUTHENTICATED"
+    assert (await socket.receive_output())["type"] == "websocket.close"
+    assert not await db(PairingAttempt.objects.filter(method="reset").exists)
+
+
+async def test_deeply_nested_json_is_a_validation_error_and_the_socket_lives(alice, alice_key):
+    socket = await connected(ALICE_WS, key=alice_key)
+    await socket.receive_json_from()
+    await socket.send_to(text_data="[" * 3000)
+    assert (await socket.receive_json_from())["error_code"] == "VALIDATION_ERROR"
+    await socket.send_json_to({"type": "ping"})
+    assert await socket.receive_json_from() == {"type": "pong"}
+    await socket.disconnect()

@@ -97,3 +97,20 @@ async def test_a_link_revoked_while_connected_can_no_longer_act(alice, loop_work
     error = await receive_until(socket, "error")
     assert error["error_code"] == "PERMISSION_DENIED" and "revoked" in error["error"]
     await socket.disconnect()
+
+
+async def test_the_end_user_cannot_replace_a_live_link_either(alice, loop_worker):
+    """replace_existing deletes live credentials: that is a reset, which links may never do."""
+    from whatsapp.sandbox import phone
+    from whatsapp.services import linking
+
+    code = await db(linking.pairing_code_request, company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
+    await db(phone.link_with_code, ALICE_PHONE, code.pairing_code)
+    socket = await connected(f"/ws/v1/pair/{await db(_token, alice)}/")
+    await receive_until(socket, "connected")
+    await socket.send_json_to({"type": "request_pairing_code", "phone_number": "+1 415 555 2671",
+                               "replace_existing": True})
+    error = await receive_until(socket, "error")
+    assert error["error_code"] == "PERMISSION_DENIED"
+    assert not await db(PairingAttempt.objects.filter(method="reset").exists)
+    await socket.disconnect()
