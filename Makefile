@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Tests against PostgreSQL/Redis run with DEBUG off, which needs a secret key: give one that is
+# obviously not for production unless the caller set their own.
+TEST_ENV := SECRET_KEY=$${SECRET_KEY:-make-test-only-not-a-secret-0123456789abcdef} PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://127.0.0.1:8000}
 
 .PHONY: run worker test lint format bench install install-dev clean
 
@@ -24,7 +27,7 @@ install-dev: $(VENV)/.dev
 run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py compilemessages --ignore=.venv >/dev/null 2>&1 || true
-	$(PY) manage.py bootstrap_demo
+	PUBLIC_BASE_URL=$${PUBLIC_BASE_URL:-http://$(HOST):$(PORT)} $(PY) manage.py bootstrap_demo
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)
 
 ## A separate WhatsApp worker process (production mode: needs DATABASE_URL and REDIS_URL)
@@ -33,8 +36,8 @@ worker: install
 
 ## The whole test suite (PostgreSQL and Redis too when DATABASE_URL / REDIS_URL are set)
 test: install-dev
-	$(PY) manage.py compilemessages --ignore=.venv >/dev/null
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(TEST_ENV) $(PY) manage.py compilemessages --ignore=.venv >/dev/null
+	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -46,7 +46,10 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.listing("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.listing("CSRF_TRUSTED_ORIGINS", [])
+PUBLIC_BASE_URL_SET = env.raw("PUBLIC_BASE_URL") is not None
 PUBLIC_BASE_URL = env.string("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+if not PUBLIC_BASE_URL.startswith(("http://", "https://")):
+    raise ImproperlyConfigured("PUBLIC_BASE_URL must start with http:// or https://")
 
 INSTALLED_APPS = [
     "daphne",
@@ -229,7 +232,8 @@ WHATSAPP_PAIRING_CODE_CAP = env.integer("WHATSAPP_PAIRING_CODE_CAP", 3, minimum=
 WHATSAPP_PAIRING_CODE_CAP_WINDOW = env.integer(
     "WHATSAPP_PAIRING_CODE_CAP_WINDOW", 600, minimum=1, maximum=86400
 )
-WHATSAPP_RATE_LIMIT_COOLDOWN = env.integer("WHATSAPP_RATE_LIMIT_COOLDOWN", 7200, minimum=1)
+WHATSAPP_RATE_LIMIT_COOLDOWN = env.integer("WHATSAPP_RATE_LIMIT_COOLDOWN", 7200, minimum=1,
+                                           maximum=30 * 86400)
 # A live pairing code is handed out again only while this many seconds of its window are left.
 WHATSAPP_MIN_CODE_LIFETIME = env.number("WHATSAPP_MIN_CODE_LIFETIME", 15.0, minimum=0, maximum=120)
 WHATSAPP_ABANDON_GRACE = env.number("WHATSAPP_ABANDON_GRACE", 30.0, minimum=0)

@@ -35,6 +35,9 @@ class MaskPhonesFilter(logging.Filter):
         if masked != message:
             record.msg = masked
             record.args = None
+        if record.exc_info and not record.exc_text:
+            # Formatters reuse exc_text when it is set: exception messages get masked too.
+            record.exc_text = mask_phones_in(logging.Formatter().formatException(record.exc_info))
         return True
 
 

@@ -36,6 +36,8 @@ def start_with(tmp_path, **variables) -> subprocess.CompletedProcess:
         ({"WHATSAPP_WORKER_MODE": "external"}, "WHATSAPP_WORKER_MODE=external needs REDIS_URL"),
         ({"WHATSAPP_HEARTBEAT_INTERVAL": "10", "WHATSAPP_LEASE_TTL": "15"}, "at most half of WHATSAPP_LEASE_TTL"),
         ({"REDIS_URL": "http://x", "SECRET_KEY": "k" * 40}, "REDIS_URL must start with redis://"),
+        ({"PUBLIC_BASE_URL": "pairing.example.com"}, "PUBLIC_BASE_URL must start with http://"),
+        ({"WHATSAPP_RATE_LIMIT_COOLDOWN": "999999999999"}, "above the maximum"),
     ],
 )
 def test_bad_values_fail_at_start_with_a_clear_message(tmp_path, variables, message):
@@ -59,3 +61,9 @@ def test_database_urls_are_parsed_strictly():
         env.database_from_url("postgres://user@host:5432/")
     with pytest.raises(ImproperlyConfigured, match="invalid port"):
         env.database_from_url("postgres://user@host:port/db")
+
+
+def test_production_without_public_base_url_warns_at_start(tmp_path):
+    result = start_with(tmp_path, DEBUG="0", SECRET_KEY="k" * 40)
+    assert result.returncode == 0
+    assert "whatsapp.W001" in result.stderr and "PUBLIC_BASE_URL" in result.stderr

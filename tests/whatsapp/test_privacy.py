@@ -29,3 +29,15 @@ def test_sentry_events_never_carry_an_api_key_from_a_url():
     event = {"request": {"url": "/ws/v1/companies/a/?token=wps_secret&x=1", "query_string": "token=wps_secret"}}
     assert sentry_before_send(event, {}) == {"request": {"url": "/ws/v1/companies/a/?token=[Filtered]&x=1",
                                                          "query_string": "token=[Filtered]"}}
+
+
+def test_tracebacks_in_logs_are_masked_too():
+    try:
+        raise ValueError("no device for 79001234567")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    MaskPhonesFilter().filter(record)
+    text = logging.Formatter().format(record)
+    assert "79001234567" not in text and "+7900***4567" in text

@@ -41,6 +41,13 @@ def company_lock(*, session_id: int, deadline: float) -> Iterator[str]:
             .update(lock_token=token, lock_expires_at=now + lock_ttl())
         )
         if claimed:
+            if remaining(deadline) < _least_time_to_work():
+                # Won the lock with almost no time left: starting now would supersede or tear
+                # down state and then time out half-way. Give it back and say so.
+                _release(session_id, token)
+                raise OperationTimeout(
+                    "Another operation on this company took most of the time allowed. Try again."
+                )
             break
         if time.monotonic() >= deadline:
             raise OperationTimeout(
@@ -51,9 +58,17 @@ def company_lock(*, session_id: int, deadline: float) -> Iterator[str]:
     try:
         yield token
     finally:
-        WhatsAppSession.objects.filter(pk=session_id, lock_token=token).update(
-            lock_token="", lock_expires_at=None
-        )
+        _release(session_id, token)
+
+
+def _release(session_id: int, token: str) -> None:
+    WhatsAppSession.objects.filter(pk=session_id, lock_token=token).update(
+        lock_token="", lock_expires_at=None
+    )
+
+
+def _least_time_to_work() -> float:
+    return min(2.0, settings.WHATSAPP_OPERATION_TIMEOUT * 0.25)
 
 
 def deadline_in(seconds: float | None = None) -> float:

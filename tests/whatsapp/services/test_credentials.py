@@ -86,3 +86,12 @@ def test_an_abandoned_attempt_is_cancelled(alice, worker):
     assert PairingAttempt.objects.get(pk=session.current_attempt_id).outcome == AttemptOutcome.CANCELLED
     assert session_of(alice).status == SessionStatus.DISCONNECTED
     assert not linking.attempt_cancel(company=alice, attempt_id=session.current_attempt_id, reason="again")
+
+
+def test_deleting_a_company_unlinks_its_device_and_touches_no_other(alice, bob, worker):
+    alice_jid = link(alice, "+79001234567").linked_jid
+    bob_jid = link(bob, "+79007654321").linked_jid
+    alice.delete()
+    assert not Device.objects.filter(jid=alice_jid).exists()
+    assert Device.objects.filter(jid=bob_jid).exists()
+    assert session_of(bob).status == SessionStatus.CONNECTED

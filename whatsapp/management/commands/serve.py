@@ -25,6 +25,10 @@ class Command(BaseCommand):
 
         from pairing_site.asgi import application
 
+        if not settings.PUBLIC_BASE_URL_SET:
+            # Pairing links must point at where this server really listens.
+            shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            settings.PUBLIC_BASE_URL = f"http://{shown_host}:{port}"
         worker = None
         if settings.WHATSAPP_WORKER_MODE == "inprocess":
             from whatsapp.worker.core import WhatsAppWorker
