@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def start_with(tmp_path, **variables) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items()
-             if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "WHATSAPP_WORKER_MODE"}}
+             if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "WHATSAPP_WORKER_MODE",
+                          "PUBLIC_BASE_URL"}}
     clean.update(DATA_DIR=str(tmp_path), **variables)
     return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=clean,
                           capture_output=True, text=True, timeout=60)
