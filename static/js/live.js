@@ -120,6 +120,11 @@
     return seconds > 0 ? Math.max(1, Math.ceil(seconds / 60)) : 0;
   }
 
+  // As people say it: minutes up to an hour and a half, then hours (same rule as texts.py).
+  function waitText(minutes) {
+    return minutes < 90 ? fmt(T.ui.wait_minutes, { n: minutes }) : fmt(T.ui.wait_hours, { n: Math.ceil(minutes / 60) });
+  }
+
   // The same failure can arrive twice (the caller's answer and the group's event) and only one
   // of them may carry Retry-After: keep the wait time it gave for a little while.
   let lastRetry = { code: "", minutes: 0, at: 0 };
@@ -135,7 +140,7 @@
       minutes = lastRetry.minutes;
     }
     $("error-sentence").textContent = info.sentence;
-    $("error-next").textContent = minutes && info.next_timed ? fmt(info.next_timed, { minutes }) : info.next;
+    $("error-next").textContent = minutes && info.next_timed ? fmt(info.next_timed, { wait: waitText(minutes) }) : info.next;
     const details = $("error-details");
     details.hidden = !detail;
     $("error-detail").textContent = detail ? `${code}: ${detail}` : "";

@@ -2,7 +2,8 @@
 
 The templates, the admin and the page JavaScript (through a JSON catalog embedded in the page)
 read these, so an error code is explained the same way everywhere and is translated once.
-A `{minutes}` placeholder is filled with the Retry-After time when the server gives one.
+A `{wait}` placeholder is filled with the Retry-After time ("15 min", "2 h") when the
+server gives one.
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ ERROR_TEXTS: dict[str, ErrorText] = {
     "RATE_LIMITED": ErrorText(
         _("Too many attempts for this number right now."),
         _("Wait a few minutes and try again, or link with the QR code instead."),
-        _("Wait {minutes} min and try again, or link with the QR code instead."),
+        _("Wait {wait} and try again, or link with the QR code instead."),
         offer="qr",
     ),
     "CONNECTION_CLOSED": ErrorText(
@@ -109,12 +110,12 @@ ERROR_TEXTS: dict[str, ErrorText] = {
     "WHATSAPP_UNAVAILABLE": ErrorText(
         _("WhatsApp cannot be reached right now."),
         _("Wait a few minutes and try again."),
-        _("Wait {minutes} min and try again."),
+        _("Wait {wait} and try again."),
     ),
     "WORKER_UNAVAILABLE": ErrorText(
         _("The service is busy and could not take your request."),
         _("Wait a minute and try again. If it keeps happening, tell your administrator."),
-        _("Wait {minutes} min and try again. If it keeps happening, tell your administrator."),
+        _("Wait {wait} and try again. If it keeps happening, tell your administrator."),
     ),
     "TIMEOUT": ErrorText(
         _("WhatsApp did not answer in time."),
@@ -142,7 +143,7 @@ ERROR_TEXTS: dict[str, ErrorText] = {
         _("WhatsApp has temporarily blocked this account from linked devices."),
         _("Wait until the block ends (often a few hours), then ask your administrator to "
           "reconnect."),
-        _("Wait {minutes} min until the block ends, then ask your administrator to reconnect."),
+        _("Wait {wait} until the block ends, then ask your administrator to reconnect."),
         offer="",
     ),
     "CLIENT_OUTDATED": ErrorText(
@@ -180,11 +181,19 @@ def error_text(code: str | None) -> ErrorText:
     return ERROR_TEXTS.get(code or "", UNKNOWN_ERROR)
 
 
+def wait_text(seconds: int) -> str:
+    """Retry-After as people say it: minutes up to an hour and a half, then hours."""
+    minutes = max(1, -(-int(seconds) // 60))
+    if minutes < 90:
+        return str(UI_TEXTS["wait_minutes"]).format(n=minutes)
+    return str(UI_TEXTS["wait_hours"]).format(n=-(-minutes // 60))
+
+
 def error_sentence(code: str | None, retry_after: int | None = None) -> str:
     """The sentence and the next step, for server-rendered pages and the admin."""
     text = error_text(code)
     if retry_after and text.next_step_timed:
-        next_step = str(text.next_step_timed).format(minutes=max(1, -(-retry_after // 60)))
+        next_step = str(text.next_step_timed).format(wait=wait_text(retry_after))
     else:
         next_step = str(text.next_step)
     return f"{text.sentence} {next_step}"
@@ -218,6 +227,8 @@ UI_TEXTS: dict[str, Promise] = {
     "simulate_failed": _("The simulated phone could not link: {error}"),
     "details": _("Details"),
     "qr_alt": _("QR code to scan with WhatsApp on your phone"),
+    "wait_minutes": _("{n} min"),
+    "wait_hours": _("{n} h"),
 }
 
 

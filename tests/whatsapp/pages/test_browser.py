@@ -273,7 +273,7 @@ def test_an_error_is_a_plain_sentence_with_the_next_step(live, new_page):
     box = page.locator("#error-box")
     expect(box).to_be_visible()
     expect(page.locator("#error-sentence")).to_have_text("Too many attempts for this number right now.")
-    expect(page.locator("#error-next")).to_have_text(re.compile(r"Wait \d+ min and try again, or link with the QR code"))
+    expect(page.locator("#error-next")).to_have_text(re.compile(r"Wait 2 h and try again, or link with the QR code"))
     expect(box.locator('[data-offer="qr"]')).to_be_visible()
     shot(live, page, "pair-error-mobile")
 

@@ -96,11 +96,13 @@ def test_the_page_catalog_carries_every_error_sentence(client, alice_link):
     catalog = page_config(client.get(path_of(alice_link)))["catalog"]
 
     assert set(texts.ERROR_TEXTS) <= set(catalog["errors"])
-    assert catalog["errors"]["RATE_LIMITED"]["next_timed"].count("{minutes}") == 1
+    assert catalog["errors"]["RATE_LIMITED"]["next_timed"].count("{wait}") == 1
+    assert catalog["ui"]["wait_minutes"] == "{n} min" and catalog["ui"]["wait_hours"] == "{n} h"
 
 
 def test_rate_limited_names_the_minutes_to_wait_when_retry_after_is_known():
     assert "Wait 3 min" in texts.error_sentence("RATE_LIMITED", retry_after=150)
+    assert "Wait 2 h and try again" in texts.error_sentence("RATE_LIMITED", retry_after=7200)
     assert "Wait a few minutes" in texts.error_sentence("RATE_LIMITED")
     assert "QR code instead" in texts.error_sentence("RATE_LIMITED")
 
