@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -75,35 +76,42 @@ def _left_key(company_id: int) -> str:
     return f"ws:last-left:{company_id}"
 
 
-def subscriber_joined(company_id: int) -> None:
-    key = _subscribers_key(company_id)
-    cache.add(key, 0, timeout=SUBSCRIBERS_TTL)
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=SUBSCRIBERS_TTL)
-    cache.touch(key, SUBSCRIBERS_TTL)
+# Each socket is an entry {channel name: last seen} that it refreshes while it lives. A web
+# process that dies cannot count its sockets out, but their entries go stale and stop counting,
+# so its companies' socket-started attempts are still cancelled when abandoned. Two sockets
+# writing at once may lose one entry; the next refresh puts it back well inside the grace period.
+SUBSCRIBER_REFRESH = 10.0
+SUBSCRIBER_STALE = 3 * SUBSCRIBER_REFRESH
+
+
+def _fresh_subscribers(company_id: int, now: float) -> dict[str, float]:
+    entries = cache.get(_subscribers_key(company_id)) or {}
+    return {channel: seen for channel, seen in entries.items() if now - seen < SUBSCRIBER_STALE}
+
+
+def subscriber_seen(company_id: int, channel: str) -> None:
+    """A socket joined, or is still there."""
+    now = time.time()
+    entries = _fresh_subscribers(company_id, now)
+    entries[channel] = now
+    cache.set(_subscribers_key(company_id), entries, timeout=SUBSCRIBERS_TTL)
     cache.delete(_left_key(company_id))
 
 
-def subscriber_left(company_id: int) -> str | None:
+def subscriber_left(company_id: int, channel: str) -> str | None:
     """Count a socket out; returns a token when it was the company's last subscriber."""
-    key = _subscribers_key(company_id)
-    try:
-        remaining = cache.decr(key)
-    except ValueError:
-        remaining = 0
-    if remaining > 0:
+    entries = _fresh_subscribers(company_id, time.time())
+    entries.pop(channel, None)
+    cache.set(_subscribers_key(company_id), entries, timeout=SUBSCRIBERS_TTL)
+    if entries:
         return None
-    if remaining < 0:
-        cache.set(key, 0, timeout=SUBSCRIBERS_TTL)
     token = uuid.uuid4().hex
     cache.set(_left_key(company_id), token, timeout=SUBSCRIBERS_TTL)
     return token
 
 
 def subscribers_count(company_id: int) -> int:
-    return max(0, int(cache.get(_subscribers_key(company_id)) or 0))
+    return len(_fresh_subscribers(company_id, time.time()))
 
 
 def attempt_cancel_if_abandoned(*, company: Company, token: str) -> bool:
@@ -218,8 +226,9 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         # Join before reading the snapshot: an event in between is sent twice, never lost.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await sync_to_async(subscriber_joined)(self.company.pk)
+        await sync_to_async(subscriber_seen)(self.company.pk, self.channel_name)
         self._counted = True
+        self._presence = asyncio.get_running_loop().create_task(self._stay_seen())
         session = await database_sync_to_async(session_get)(self.company)
         for event in events.snapshot_events(session):
             await self.send_json(event)
@@ -230,14 +239,25 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         if self.company is None:
             return
         await self.channel_layer.group_discard(self.group, self.channel_name)
+        if getattr(self, "_presence", None) is not None:
+            self._presence.cancel()
         if getattr(self, "_counted", False):
             self._counted = False
-            token = await sync_to_async(subscriber_left)(self.company.pk)
+            token = await sync_to_async(subscriber_left)(self.company.pk, self.channel_name)
             if token is not None:
                 task = asyncio.get_running_loop().create_task(
                     _cancel_when_abandoned(self.company, token))
                 _background.add(task)
                 task.add_done_callback(_background.discard)
+
+    async def _stay_seen(self) -> None:
+        while True:
+            await asyncio.sleep(SUBSCRIBER_REFRESH)
+            try:
+                await sync_to_async(subscriber_seen)(self.company.pk, self.channel_name)
+            except Exception:  # the cache may blink; the next refresh tries again
+                logger.warning("could not refresh the presence of a socket of company %s",
+                               self.company.pk)
 
     # --- server -> client ------------------------------------------------------------------
 

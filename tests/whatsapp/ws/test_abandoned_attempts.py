@@ -76,3 +76,30 @@ async def test_rest_attempts_run_on_when_sockets_leave(alice, alice_key, loop_wo
     await socket.disconnect()
     await asyncio.sleep(GRACE + 0.5)
     assert (await _attempt()).is_open
+
+
+async def test_sockets_of_a_dead_web_process_stop_counting(alice, alice_key, loop_worker):
+    """A crashed process never counts its sockets out; their entries go stale instead."""
+    import time
+
+    from django.core.cache import cache
+
+    from whatsapp.consumers import SUBSCRIBER_STALE, _subscribers_key
+
+    socket = await _socket_attempt(alice_key)
+    entries = await db(cache.get, _subscribers_key(alice.pk))
+    entries["specific.dead-process!abc"] = time.time() - SUBSCRIBER_STALE - 1
+    await db(cache.set, _subscribers_key(alice.pk), entries)
+    await socket.disconnect()
+    await asyncio.sleep(GRACE + 0.5)
+    assert (await _attempt()).outcome == "cancelled"
+
+
+async def test_a_live_socket_in_another_process_keeps_the_attempt(alice, alice_key, loop_worker):
+    from whatsapp.consumers import subscriber_seen
+
+    socket = await _socket_attempt(alice_key)
+    await db(subscriber_seen, alice.pk, "specific.other-process!xyz")
+    await socket.disconnect()
+    await asyncio.sleep(GRACE + 0.5)
+    assert (await _attempt()).is_open
