@@ -4,6 +4,7 @@ see nothing of theirs."""
 from __future__ import annotations
 
 import os
+import uuid
 
 import pytest
 from django.conf import settings as django_settings
@@ -37,6 +38,16 @@ def _engine_defaults(settings, tmp_path):
     linking._backend_named.cache_clear()
     yield
     linking._backend_named.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _own_cache_keys(settings):
+    """Every test gets empty rate-limit windows and subscriber counts: its own key prefix (never
+    `cache.clear()`, which would flush a shared Redis)."""
+    settings.CACHES = {
+        name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}"}
+        for name, config in settings.CACHES.items()
+    }
 
 
 def _company(slug: str, name: str) -> Company:

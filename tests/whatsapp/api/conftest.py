@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
@@ -54,16 +52,6 @@ def as_staff(staff_user) -> APIClient:
     client = APIClient(enforce_csrf_checks=True)
     client.force_login(staff_user)
     return client
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_keys(settings):
-    """Every test gets empty rate-limit windows and subscriber counts: its own key prefix (never
-    `cache.clear()`, which would flush a shared Redis)."""
-    settings.CACHES = {
-        name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}"}
-        for name, config in settings.CACHES.items()
-    }
 
 
 ALICE_PHONE = "+7 900 123-45-67"

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -15,16 +14,6 @@ from channels.testing import WebsocketCommunicator
 from whatsapp.worker.core import WhatsAppWorker
 
 ALICE_PHONE = "+7 900 123-45-67"
-
-
-@pytest.fixture(autouse=True)
-def _own_cache_keys(settings):
-    """Every test gets empty rate-limit windows and subscriber counts: its own key prefix (never
-    `cache.clear()`, which would flush a shared Redis)."""
-    settings.CACHES = {
-        name: {**config, "KEY_PREFIX": f"test-{uuid.uuid4().hex[:12]}"}
-        for name, config in settings.CACHES.items()
-    }
 
 
 @pytest.fixture
