@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core import signing
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 
 from whatsapp.errors import PermissionDenied, ValidationFailed
 from whatsapp.models import AuditAction, Company
@@ -57,10 +57,7 @@ def pairing_link_create(*, company: Company, actor: Actor, expires_in: int | Non
     link_id = secrets.token_urlsafe(6)
     body = signing.b64_encode(f"{company.pk}:{link_id}:{expires}".encode()).decode()
     token = _signer(company).sign(body)
-    try:
-        path = reverse("pair-page", kwargs={"link_token": token})
-    except NoReverseMatch:
-        path = f"/pair/{token}/"
+    path = reverse("pair-page", kwargs={"link_token": token})
     audit_record(company=company, action=AuditAction.LINK_CREATED, actor=actor,
                  detail=f"link {link_id}, valid {lifetime} s")
     logger.info("pairing link %s for company %s created by %s", link_id, company.pk, actor.label)
