@@ -34,6 +34,8 @@ from whatsapp.errors import ConnectionClosed, OperationTimeout, ServiceError, Va
 log = logging.getLogger("whatsapp.neonize.host")
 
 STOP_JOIN_SECONDS = 3.0
+# Longest a starting connect() keeps the next one waiting if Go never reports back.
+GO_SETUP_SECONDS = 5.0
 
 
 @dataclass
@@ -47,6 +49,8 @@ class HostedClient:
     qr_index: int = 0
     first_qr_at: datetime | None = None
     qr_seen: threading.Event = field(default_factory=threading.Event)
+    # Set once Go has registered the client (its first event, or connect() returning).
+    set_up: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     thread: threading.Thread | None = None
 
@@ -57,6 +61,7 @@ class Host:
         self._write_lock = threading.Lock()
         self._clients: dict[str, HostedClient] = {}
         self._clients_lock = threading.Lock()
+        self._go_setup = threading.Lock()
         self._debug_commands = debug_commands
         self.connects = 0
 
@@ -205,11 +210,18 @@ class Host:
 
     def _connect(self, hosted: HostedClient) -> None:
         failure: str | None = None
+        # neonize's Go side keeps its clients in global maps written without a lock at the start
+        # of connect(): two connects starting together abort the whole host (seen in CI). One
+        # client sets up at a time; the lock passes on once this one is registered.
+        hosted.set_up.clear()
+        self._go_setup.acquire()
+        threading.Thread(target=self._release_after_setup, args=(hosted,), daemon=True).start()
         try:
             hosted.client.connect()
         except Exception as error:
             failure = str(error)
         finally:
+            hosted.set_up.set()
             with hosted.lock:
                 hosted.running = False
                 hosted.connected = False
@@ -222,12 +234,18 @@ class Host:
                 error_code=failures.connect_error_code(failure), message=failure
             ))
 
+    def _release_after_setup(self, hosted: HostedClient) -> None:
+        hosted.set_up.wait(GO_SETUP_SECONDS)
+        self._go_setup.release()
+
     def _stop(self, hosted: HostedClient, *, forget: bool, wait: bool = True) -> None:
         hosted.stopping = True
         # Stop on a client that never called connect() is pointless; after one it cancels the
-        # Go context so the blocked connect() returns.
+        # Go context so the blocked connect() returns. It edits the same Go maps as a starting
+        # connect, so it waits for that one's set-up.
         if hosted.connect_started:
-            hosted.client.stop()
+            with self._go_setup:
+                hosted.client.stop()
         thread = hosted.thread
         if wait and thread is not None and thread is not threading.current_thread():
             # Let connect() return before replying: the backend may create a client with the
@@ -257,6 +275,7 @@ class Host:
         from whatsapp.backends.neonize import mapping
 
         def on_qr(_client: Any, data: bytes) -> None:
+            hosted.set_up.set()
             now = datetime.now(UTC)
             if hosted.first_qr_at is None:
                 hosted.first_qr_at = now
@@ -266,6 +285,7 @@ class Host:
             hosted.qr_seen.set()
 
         def on_event(_client: Any, message: Any) -> None:
+            hosted.set_up.set()
             if isinstance(message, mapping.Connected):
                 hosted.connected = True
                 self.emit(hosted.uuid, mapping.connected_event(self._me(hosted)))

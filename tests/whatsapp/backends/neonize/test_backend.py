@@ -54,6 +54,22 @@ async def test_an_offline_connect_reports_whatsapp_unavailable_within_5_seconds(
     assert host.pid != os.getpid()
 
 
+async def test_many_clients_connecting_at_once_do_not_crash_the_host(
+    backend: NeonizeBackend,
+) -> None:
+    """neonize registers clients in Go maps without a lock; simultaneous connects once aborted
+    the whole host in CI. The host lets one client set up at a time."""
+    recorders = [EventRecorder() for _ in range(8)]
+    clients = [backend.create_client(client_uuid=f"c{index}", device_jid=None, on_event=recorder)
+               for index, recorder in enumerate(recorders)]
+    await asyncio.gather(*(client.connect() for client in clients))
+    for recorder in recorders:
+        assert (await recorder.next_of(base.ConnectError, within=30)).error_code == "WHATSAPP_UNAVAILABLE"
+        assert not any(isinstance(event, base.ClientCrashed) for event in recorder.events)
+    [host] = backend.hosts
+    assert not host.dead
+
+
 async def test_a_go_panic_kills_only_the_host_and_the_next_command_gets_a_new_one(
     backend: NeonizeBackend,
 ) -> None:
