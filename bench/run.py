@@ -47,8 +47,10 @@ def percentile(values: list[float], share: float) -> float:
 def report(name: str, seconds: list[float], target_ms: float) -> bool:
     p50, p95 = percentile(seconds, 0.5) * 1000, percentile(seconds, 0.95) * 1000
     ok = p95 <= target_ms
-    print(f"{name:<34} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   target p95 <= {target_ms:.0f} ms "
-          f"{'OK' if ok else 'MISSED'}")
+    print(
+        f"{name:<34} p50 {p50:7.1f} ms   p95 {p95:7.1f} ms   target p95 <= {target_ms:.0f} ms "
+        f"{'OK' if ok else 'MISSED'}"
+    )
     return ok
 
 

@@ -41,7 +41,9 @@ def boolean(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={value!r} is not a boolean; use 1/0, true/false, yes/no")
 
 
-def integer(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
+def integer(
+    name: str, default: int, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
     value = raw(name)
     if value is None:
         return default
@@ -53,7 +55,9 @@ def integer(name: str, default: int, *, minimum: int | None = None, maximum: int
     return number
 
 
-def number(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
+def number(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     value = raw(name)
     if value is None:
         return default
@@ -119,7 +123,9 @@ def database_from_url(url: str, *, name: str = "DATABASE_URL") -> dict:
         if path.startswith("/"):
             path = path[1:] if path.startswith("//") else path
         if not path:
-            raise ImproperlyConfigured(f"{name} needs a file path: sqlite:////absolute/path.sqlite3")
+            raise ImproperlyConfigured(
+                f"{name} needs a file path: sqlite:////absolute/path.sqlite3"
+            )
         return sqlite_database(path)
     raise ImproperlyConfigured(
         f"{name} must start with postgres:// (or postgresql://) or sqlite://, got {parts.scheme!r}"

@@ -190,8 +190,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": (
         "Link companies' WhatsApp accounts as linked devices, by QR code or pairing code.\n\n"
         "Authenticate with `Authorization: Bearer <api key>` (or `Token <api key>`); a staff "
-        "browser session works too. Every error is `{\"success\": false, \"error_code\", "
-        "\"error\", \"details\"?}`; 429 responses carry `Retry-After`. Live events: the WebSocket "
+        'browser session works too. Every error is `{"success": false, "error_code", '
+        '"error", "details"?}`; 429 responses carry `Retry-After`. Live events: the WebSocket '
         "`/ws/v1/companies/{slug}/` (see docs/api.md)."
     ),
     "VERSION": "1.0.0",
@@ -200,8 +200,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "TAGS": [
-        {"name": "companies"}, {"name": "session"}, {"name": "credentials"}, {"name": "attempts"},
-        {"name": "pairing links"}, {"name": "service"},
+        {"name": "companies"},
+        {"name": "session"},
+        {"name": "credentials"},
+        {"name": "attempts"},
+        {"name": "pairing links"},
+        {"name": "service"},
         {"name": "sandbox", "description": "Only with WHATSAPP_BACKEND=sandbox (404 otherwise)."},
     ],
     "COMPONENT_SPLIT_REQUEST": True,
@@ -220,25 +224,32 @@ WHATSAPP_BACKEND = env.choice("WHATSAPP_BACKEND", "neonize", ("neonize", "sandbo
 # "inprocess": the worker runs inside the web process (embedded default).
 # "external": run `manage.py whatsapp_worker` processes next to the web processes.
 WHATSAPP_WORKER_MODE = env.choice(
-    "WHATSAPP_WORKER_MODE", "inprocess" if REDIS_URL is None else "external", ("inprocess", "external")
+    "WHATSAPP_WORKER_MODE",
+    "inprocess" if REDIS_URL is None else "external",
+    ("inprocess", "external"),
 )
 if WHATSAPP_WORKER_MODE == "external" and REDIS_URL is None:
     raise ImproperlyConfigured(
         "WHATSAPP_WORKER_MODE=external needs REDIS_URL: a separate worker cannot reach the web "
         "process through the in-memory channel layer"
     )
-WHATSAPP_OPERATION_TIMEOUT = env.number("WHATSAPP_OPERATION_TIMEOUT", 20.0, minimum=0.1, maximum=300)
+WHATSAPP_OPERATION_TIMEOUT = env.number(
+    "WHATSAPP_OPERATION_TIMEOUT", 20.0, minimum=0.1, maximum=300
+)
 WHATSAPP_PAIRING_CODE_CAP = env.integer("WHATSAPP_PAIRING_CODE_CAP", 3, minimum=1, maximum=1000)
 WHATSAPP_PAIRING_CODE_CAP_WINDOW = env.integer(
     "WHATSAPP_PAIRING_CODE_CAP_WINDOW", 600, minimum=1, maximum=86400
 )
-WHATSAPP_RATE_LIMIT_COOLDOWN = env.integer("WHATSAPP_RATE_LIMIT_COOLDOWN", 7200, minimum=1,
-                                           maximum=30 * 86400)
+WHATSAPP_RATE_LIMIT_COOLDOWN = env.integer(
+    "WHATSAPP_RATE_LIMIT_COOLDOWN", 7200, minimum=1, maximum=30 * 86400
+)
 # A live pairing code is handed out again only while this many seconds of its window are left.
 WHATSAPP_MIN_CODE_LIFETIME = env.number("WHATSAPP_MIN_CODE_LIFETIME", 15.0, minimum=0, maximum=120)
 WHATSAPP_ABANDON_GRACE = env.number("WHATSAPP_ABANDON_GRACE", 30.0, minimum=0)
 WHATSAPP_LEASE_TTL = env.number("WHATSAPP_LEASE_TTL", 15.0, minimum=1, maximum=600)
-WHATSAPP_HEARTBEAT_INTERVAL = env.number("WHATSAPP_HEARTBEAT_INTERVAL", 3.0, minimum=0.05, maximum=300)
+WHATSAPP_HEARTBEAT_INTERVAL = env.number(
+    "WHATSAPP_HEARTBEAT_INTERVAL", 3.0, minimum=0.05, maximum=300
+)
 if WHATSAPP_HEARTBEAT_INTERVAL * 2 > WHATSAPP_LEASE_TTL:
     raise ImproperlyConfigured(
         "WHATSAPP_HEARTBEAT_INTERVAL must be at most half of WHATSAPP_LEASE_TTL, or leases expire "
@@ -262,7 +273,11 @@ LOGGING = {
     "filters": {"mask_phones": {"()": "whatsapp.privacy.MaskPhonesFilter"}},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["mask_phones"]}
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["mask_phones"],
+        }
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

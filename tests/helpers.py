@@ -9,8 +9,12 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_for(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
-             what: str = "condition") -> T:
+def wait_for(
+    predicate: Callable[[], T],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> T:
     """Poll `predicate` until it returns something truthy; fail the test after `timeout`."""
     deadline = time.monotonic() + timeout
     while True:
@@ -29,5 +33,8 @@ def session_of(company):
 
 
 def wait_status(company, *statuses: str, timeout: float = 10.0):
-    return wait_for(lambda: (s := session_of(company)).status in statuses and s, timeout,
-                    what=f"status in {statuses}")
+    return wait_for(
+        lambda: (s := session_of(company)).status in statuses and s,
+        timeout,
+        what=f"status in {statuses}",
+    )

@@ -42,7 +42,9 @@ def _session(company: Company) -> WhatsAppSession | None:
 
 
 def status_badge_html(status: str):
-    return format_html('<span class="badge badge--{}">{}</span>', status, texts.status_label(status))
+    return format_html(
+        '<span class="badge badge--{}">{}</span>', status, texts.status_label(status)
+    )
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -77,8 +79,17 @@ class PairingAttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = PairingAttempt
     extra = 0
     ordering = ("-started_at", "-id")
-    fields = ("started_at", "method", "phone", "started_by", "outcome", "error_code",
-              "qr_rotations", "finished_at", "note")
+    fields = (
+        "started_at",
+        "method",
+        "phone",
+        "started_by",
+        "outcome",
+        "error_code",
+        "qr_rotations",
+        "finished_at",
+        "note",
+    )
     readonly_fields = fields
     show_change_link = True
     verbose_name_plural = _("Pairing attempts (newest first)")
@@ -101,12 +112,34 @@ class CompanyAdmin(admin.ModelAdmin):
     ordering = ("name", "slug")
     inlines = [PairingAttemptInline, AuditEventInline]
     actions = ["reset_credentials", "create_pairing_link", "reconnect", "revoke_pairing_links"]
-    readonly_fields = ("created_at", "status_badge", "linked_phone", "linked_jid", "linked_at",
-                       "has_credentials", "last_error", "worker", "console_link")
+    readonly_fields = (
+        "created_at",
+        "status_badge",
+        "linked_phone",
+        "linked_jid",
+        "linked_at",
+        "has_credentials",
+        "last_error",
+        "worker",
+        "console_link",
+    )
     fieldsets = (
         (None, {"fields": ("slug", "name", "created_at")}),
-        (_("WhatsApp"), {"fields": ("status_badge", "linked_phone", "linked_jid", "linked_at",
-                                    "has_credentials", "last_error", "worker", "console_link")}),
+        (
+            _("WhatsApp"),
+            {
+                "fields": (
+                    "status_badge",
+                    "linked_phone",
+                    "linked_jid",
+                    "linked_at",
+                    "has_credentials",
+                    "last_error",
+                    "worker",
+                    "console_link",
+                )
+            },
+        ),
     )
 
     def get_readonly_fields(self, request, obj=None):
@@ -155,8 +188,11 @@ class CompanyAdmin(admin.ModelAdmin):
         session = _session(obj)
         if not session or not session.last_error_code:
             return "—"
-        return format_html('<code title="{}">{}</code>', texts.error_sentence(session.last_error_code),
-                           session.last_error_code)
+        return format_html(
+            '<code title="{}">{}</code>',
+            texts.error_sentence(session.last_error_code),
+            session.last_error_code,
+        )
 
     @admin.display(description=_("Status since"), ordering="session__status_changed_at")
     def status_since(self, obj: Company):
@@ -172,8 +208,11 @@ class CompanyAdmin(admin.ModelAdmin):
     def console_link(self, obj: Company):
         from django.urls import reverse
 
-        return format_html('<a href="{}">{}</a>', reverse("console-company", args=[obj.slug]),
-                           gettext("Open in the console"))
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("console-company", args=[obj.slug]),
+            gettext("Open in the console"),
+        )
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -187,20 +226,29 @@ class CompanyAdmin(admin.ModelAdmin):
                 except ServiceError as error:
                     self._service_error(request, company, error)
                     continue
-                self.log_change(request, company,
-                                f"Reset WhatsApp credentials ({audit.note or 'cleared'})")
+                self.log_change(
+                    request, company, f"Reset WhatsApp credentials ({audit.note or 'cleared'})"
+                )
                 done += 1
             if done:
-                self.message_user(request, gettext("WhatsApp credentials removed for %(count)d "
-                                                   "company(ies).") % {"count": done},
-                                  messages.SUCCESS)
+                self.message_user(
+                    request,
+                    gettext("WhatsApp credentials removed for %(count)d company(ies).")
+                    % {"count": done},
+                    messages.SUCCESS,
+                )
             return None
         rows = []
         for company in queryset:
             session = session_get(company)
-            rows.append({"company": company, "session": session,
-                         "credentials": credentials_status(company),
-                         "status_badge": status_badge_html(session.status)})
+            rows.append(
+                {
+                    "company": company,
+                    "session": session,
+                    "credentials": credentials_status(company),
+                    "status_badge": status_badge_html(session.status),
+                }
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": gettext("Reset WhatsApp credentials?"),
@@ -221,15 +269,25 @@ class CompanyAdmin(admin.ModelAdmin):
             except ServiceError as error:
                 self._service_error(request, company, error)
                 continue
-            self.log_change(request, company, f"Created pairing link {link.link_id} "
-                                              f"(expires {link.expires_at:%Y-%m-%d %H:%M} UTC)")
+            self.log_change(
+                request,
+                company,
+                f"Created pairing link {link.link_id} "
+                f"(expires {link.expires_at:%Y-%m-%d %H:%M} UTC)",
+            )
             links.append((company.name, link.url, link.url))
         if links:
-            self.message_user(request, format_html(
-                "{}<br>{}",
-                gettext("Pairing links created. Send each to the person who will link the phone:"),
-                format_html_join("<br>", '{}: <a href="{}">{}</a>', links),
-            ), messages.SUCCESS)
+            self.message_user(
+                request,
+                format_html(
+                    "{}<br>{}",
+                    gettext(
+                        "Pairing links created. Send each to the person who will link the phone:"
+                    ),
+                    format_html_join("<br>", '{}: <a href="{}">{}</a>', links),
+                ),
+                messages.SUCCESS,
+            )
 
     @admin.action(description=_("Reconnect"), permissions=["change"])
     def reconnect(self, request: HttpRequest, queryset: QuerySet[Company]):
@@ -243,27 +301,47 @@ class CompanyAdmin(admin.ModelAdmin):
             self.log_change(request, company, "Reconnect requested")
             done += 1
         if done:
-            self.message_user(request, gettext("Reconnect requested for %(count)d company(ies).")
-                              % {"count": done}, messages.SUCCESS)
+            self.message_user(
+                request,
+                gettext("Reconnect requested for %(count)d company(ies).") % {"count": done},
+                messages.SUCCESS,
+            )
 
     @admin.action(description=_("Revoke all pairing links"), permissions=["change"])
     def revoke_pairing_links(self, request: HttpRequest, queryset: QuerySet[Company]):
         for company in queryset:
             pairing_links_revoke(company=company, actor=Actor.for_user(request.user))
             self.log_change(request, company, "Revoked every pairing link issued so far")
-        self.message_user(request, gettext("Pairing links revoked: the links sent so far no longer "
-                                           "open the pairing page."), messages.SUCCESS)
+        self.message_user(
+            request,
+            gettext(
+                "Pairing links revoked: the links sent so far no longer open the pairing page."
+            ),
+            messages.SUCCESS,
+        )
 
     def _service_error(self, request: HttpRequest, company: Company, error: ServiceError) -> None:
         retry_after = error.retry_after or (error.details or {}).get("retry_after")
-        self.message_user(request, f"{company.name}: {texts.error_sentence(error.code, retry_after)} "
-                                   f"({error.code})", messages.ERROR)
+        self.message_user(
+            request,
+            f"{company.name}: {texts.error_sentence(error.code, retry_after)} ({error.code})",
+            messages.ERROR,
+        )
 
 
 @admin.register(PairingAttempt)
 class PairingAttemptAdmin(admin.ModelAdmin):
-    list_display = ("started_at", "company", "method", "phone", "started_by", "outcome",
-                    "error_code", "qr_rotations", "finished_at")
+    list_display = (
+        "started_at",
+        "company",
+        "method",
+        "phone",
+        "started_by",
+        "outcome",
+        "error_code",
+        "qr_rotations",
+        "finished_at",
+    )
     list_filter = ("method", "outcome")
     list_select_related = ("company",)
     search_fields = ("company__slug", "company__name", "phone", "started_by")
@@ -281,8 +359,15 @@ class PairingAttemptAdmin(admin.ModelAdmin):
 
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
-    list_display = ("name", "scope", "prefix_shown", "created_at", "created_by", "last_used_at",
-                    "revoked_at")
+    list_display = (
+        "name",
+        "scope",
+        "prefix_shown",
+        "created_at",
+        "created_by",
+        "last_used_at",
+        "revoked_at",
+    )
     list_filter = ("revoked_at",)
     list_select_related = ("company", "created_by")
     search_fields = ("name", "prefix", "company__slug")
@@ -293,8 +378,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ("name", "company")
-        return ("name", "company", "prefix_shown", "created_at", "created_by", "last_used_at",
-                "revoked_at")
+        return (
+            "name",
+            "company",
+            "prefix_shown",
+            "created_at",
+            "created_by",
+            "last_used_at",
+            "revoked_at",
+        )
 
     def get_readonly_fields(self, request, obj=None):
         return (*self.readonly_fields, "company") if obj else ()
@@ -312,15 +404,20 @@ class ApiKeyAdmin(admin.ModelAdmin):
             return super().save_model(request, obj, form, change)
         key, raw_key = ApiKey.issue(name=obj.name, company=obj.company, created_by=request.user)
         # The admin logs and redirects with `obj`: make it the row `issue` created.
-        obj.__dict__.update({field.attname: getattr(key, field.attname)
-                             for field in ApiKey._meta.concrete_fields})
+        obj.__dict__.update(
+            {field.attname: getattr(key, field.attname) for field in ApiKey._meta.concrete_fields}
+        )
         obj._state.adding = False
         obj._state.db = key._state.db
-        self.message_user(request, format_html(
-            "{} <code class=\"raw-key\">{}</code>",
-            gettext("Copy the API key now: it is shown only once and stored only as a hash."),
-            raw_key,
-        ), messages.WARNING)
+        self.message_user(
+            request,
+            format_html(
+                '{} <code class="raw-key">{}</code>',
+                gettext("Copy the API key now: it is shown only once and stored only as a hash."),
+                raw_key,
+            ),
+            messages.WARNING,
+        )
         return None
 
     @admin.action(description=_("Revoke selected API keys"), permissions=["change"])

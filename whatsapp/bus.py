@@ -50,7 +50,9 @@ def reply_key(request_id: str) -> str:
 
 
 class CommandBus(Protocol):
-    def request(self, *, company_id: int, op: str, args: dict[str, Any], timeout: float) -> dict: ...
+    def request(
+        self, *, company_id: int, op: str, args: dict[str, Any], timeout: float
+    ) -> dict: ...
 
 
 def live_workers():
@@ -111,9 +113,13 @@ class ChannelBus:
 
         workers = {w.worker_id: w.channel_name for w in live_workers()}
         if not workers:
-            raise WorkerUnavailable("No WhatsApp worker is running. Start `manage.py whatsapp_worker`.")
+            raise WorkerUnavailable(
+                "No WhatsApp worker is running. Start `manage.py whatsapp_worker`."
+            )
         owner = (
-            WhatsAppSession.objects.filter(company_id=company_id, lease_expires_at__gt=timezone.now())
+            WhatsAppSession.objects.filter(
+                company_id=company_id, lease_expires_at__gt=timezone.now()
+            )
             .values_list("owner", flat=True)
             .first()
         )
@@ -137,9 +143,17 @@ class ChannelBus:
 
 def encode_reply(*, result: dict | None = None, error: ServiceError | None = None) -> str:
     if error is not None:
-        return json.dumps({"ok": False, "error": {
-            "code": error.code, "message": error.message, "details": error.details,
-            "retry_after": error.retry_after}})
+        return json.dumps(
+            {
+                "ok": False,
+                "error": {
+                    "code": error.code,
+                    "message": error.message,
+                    "details": error.details,
+                    "retry_after": error.retry_after,
+                },
+            }
+        )
     return json.dumps({"ok": True, "result": result or {}})
 
 
@@ -148,8 +162,12 @@ def decode_reply(raw: bytes | str) -> dict:
     if reply.get("ok"):
         return reply.get("result") or {}
     error = reply.get("error") or {}
-    raise error_from_code(error.get("code", "INTERNAL_ERROR"), error.get("message"),
-                          details=error.get("details"), retry_after=error.get("retry_after"))
+    raise error_from_code(
+        error.get("code", "INTERNAL_ERROR"),
+        error.get("message"),
+        details=error.get("details"),
+        retry_after=error.get("retry_after"),
+    )
 
 
 _local_bus = LocalBus()

@@ -122,12 +122,14 @@ def attempt_cancel_if_abandoned(*, company: Company, token: str) -> bool:
     if attempt is None or not attempt.via_socket or not attempt.is_open:
         return False
     cancelled = linking.attempt_cancel(
-        company=company, attempt_id=attempt.pk,
+        company=company,
+        attempt_id=attempt.pk,
         reason="abandoned: the last WebSocket subscriber left",
     )
     if cancelled:
-        logger.info("attempt %s of company %s cancelled: abandoned by its sockets", attempt.pk,
-                    company.pk)
+        logger.info(
+            "attempt %s of company %s cancelled: abandoned by its sockets", attempt.pk, company.pk
+        )
     return cancelled
 
 
@@ -136,8 +138,9 @@ async def _cancel_when_abandoned(company: Company, token: str) -> None:
     try:
         await database_sync_to_async(attempt_cancel_if_abandoned)(company=company, token=token)
     except ServiceError as error:
-        logger.warning("could not cancel the abandoned attempt of company %s (%s)", company.pk,
-                       error.code)
+        logger.warning(
+            "could not cancel the abandoned attempt of company %s (%s)", company.pk, error.code
+        )
     except Exception as error:
         report_unexpected(error, where="abandoned-attempt")
 
@@ -193,7 +196,9 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
                 raise Refused(CLOSE_FORBIDDEN)
             actor, company_id = Actor.for_user(user), None
         try:
-            company = await database_sync_to_async(company_visible)(slug=slug, company_id=company_id)
+            company = await database_sync_to_async(company_visible)(
+                slug=slug, company_id=company_id
+            )
         except CompanyNotFound:
             raise Refused(CLOSE_NOT_FOUND) from None
         return company, actor
@@ -204,13 +209,21 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         actor = self.actor
         if actor.api_key is not None:
             valid = await database_sync_to_async(
-                lambda: type(actor.api_key).objects.filter(pk=actor.api_key.pk, revoked_at__isnull=True).exists())()
+                lambda: type(actor.api_key)
+                .objects.filter(pk=actor.api_key.pk, revoked_at__isnull=True)
+                .exists()
+            )()
         else:
             user = actor.user
             valid = await database_sync_to_async(
-                lambda: type(user).objects.filter(pk=user.pk, is_active=True, is_staff=True).exists())()
+                lambda: type(user)
+                .objects.filter(pk=user.pk, is_active=True, is_staff=True)
+                .exists()
+            )()
         if not valid:
-            raise NotAuthenticated("These credentials are no longer valid; reconnect with valid ones.")
+            raise NotAuthenticated(
+                "These credentials are no longer valid; reconnect with valid ones."
+            )
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -246,7 +259,8 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             token = await sync_to_async(subscriber_left)(self.company.pk, self.channel_name)
             if token is not None:
                 task = asyncio.get_running_loop().create_task(
-                    _cancel_when_abandoned(self.company, token))
+                    _cancel_when_abandoned(self.company, token)
+                )
                 _background.add(task)
                 task.add_done_callback(_background.discard)
 
@@ -256,8 +270,9 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             try:
                 await sync_to_async(subscriber_seen)(self.company.pk, self.channel_name)
             except Exception:  # the cache may blink; the next refresh tries again
-                logger.warning("could not refresh the presence of a socket of company %s",
-                               self.company.pk)
+                logger.warning(
+                    "could not refresh the presence of a socket of company %s", self.company.pk
+                )
 
     # --- server -> client ------------------------------------------------------------------
 
@@ -265,7 +280,11 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(data))
 
     async def send_error(self, error: ServiceError, request_id: Any = None) -> None:
-        message: dict[str, Any] = {"type": "error", "error_code": error.code, "error": error.message}
+        message: dict[str, Any] = {
+            "type": "error",
+            "error_code": error.code,
+            "error": error.message,
+        }
         if error.retry_after:
             message["retry_after"] = int(error.retry_after)
         if request_id is not None:
@@ -283,31 +302,46 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         size = len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw)
         limit = settings.WEBSOCKET_MAX_FRAME_BYTES
         if size > limit:
-            await self.send_error(ValidationFailed(f"The message is too large ({size} bytes; at most {limit})."))
+            await self.send_error(
+                ValidationFailed(f"The message is too large ({size} bytes; at most {limit}).")
+            )
             return
         try:
             message = json.loads(raw)
         except (ValueError, UnicodeDecodeError, RecursionError):
-            await self.send_error(ValidationFailed("Messages must be JSON objects with a \"type\"."))
+            await self.send_error(ValidationFailed('Messages must be JSON objects with a "type".'))
             return
         if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            await self.send_error(ValidationFailed("Messages must be JSON objects with a \"type\"."))
+            await self.send_error(ValidationFailed('Messages must be JSON objects with a "type".'))
             return
         request_id = message.get("request_id")
-        if not isinstance(request_id, str | int) or isinstance(request_id, bool) or len(str(request_id)) > 100:
+        if (
+            not isinstance(request_id, str | int)
+            or isinstance(request_id, bool)
+            or len(str(request_id)) > 100
+        ):
             request_id = None
         kind = message["type"]
         if kind == "ping":
-            await self.send_json({"type": "pong", **({"request_id": request_id} if request_id is not None else {})})
+            await self.send_json(
+                {"type": "pong", **({"request_id": request_id} if request_id is not None else {})}
+            )
             return
         if kind not in self.actions:
             names = ", ".join(("ping", *self.actions))
-            await self.send_error(ValidationFailed(f"Unknown message type {kind[:40]!r}; use one of: {names}."),
-                                  request_id)
+            await self.send_error(
+                ValidationFailed(f"Unknown message type {kind[:40]!r}; use one of: {names}."),
+                request_id,
+            )
             return
         if len(self._calls) >= MAX_CALLS_IN_FLIGHT:
-            await self.send_error(RateLimited("Too many requests are running on this socket; wait for "
-                                              "their answers.", retry_after=1), request_id)
+            await self.send_error(
+                RateLimited(
+                    "Too many requests are running on this socket; wait for their answers.",
+                    retry_after=1,
+                ),
+                request_id,
+            )
             return
         task = asyncio.get_running_loop().create_task(self._act(kind, message, request_id))
         self._calls.add(task)
@@ -318,8 +352,10 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             await self.still_allowed()
             wait = await sync_to_async(rate_hit)(kind=WRITE, ident=f"company:{self.company.pk}")
             if wait is not None:
-                raise RateLimited(f"Too many requests for this company. Try again in {wait} seconds.",
-                                  retry_after=wait)
+                raise RateLimited(
+                    f"Too many requests for this company. Try again in {wait} seconds.",
+                    retry_after=wait,
+                )
             await getattr(self, f"act_{kind}")(message, request_id)
         except NotAuthenticated as error:
             await self.send_error(error, request_id)
@@ -335,7 +371,8 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
     async def act_start(self, message: dict, request_id: Any) -> None:
         # What changed reaches every subscriber through the group (status, then qr).
         await database_sync_to_async(linking.session_start)(
-            company=self.company, actor=self.actor, via_socket=True)
+            company=self.company, actor=self.actor, via_socket=True
+        )
 
     async def act_request_pairing_code(self, message: dict, request_id: Any) -> None:
         phone_number = message.get("phone_number")
@@ -345,18 +382,31 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         if phone_number is None:
             raise ValidationFailed("phone_number is required.")
         code = await database_sync_to_async(linking.pairing_code_request)(
-            company=self.company, actor=self.actor, phone_number=phone_number,
-            replace_existing=replace_existing, via_socket=True)
+            company=self.company,
+            actor=self.actor,
+            phone_number=phone_number,
+            replace_existing=replace_existing,
+            via_socket=True,
+        )
         if code.reused:
             # A repeat inside the live window: nothing was published, so answer this socket.
-            await self.send_json({"type": "pairing_code", "pairing_code": code.pairing_code,
-                                  "phone_number": code.phone_number,
-                                  "expires_at": code.expires_at.isoformat()})
+            await self.send_json(
+                {
+                    "type": "pairing_code",
+                    "pairing_code": code.pairing_code,
+                    "phone_number": code.phone_number,
+                    "expires_at": code.expires_at.isoformat(),
+                }
+            )
 
     async def act_reset_credentials(self, message: dict, request_id: Any) -> None:
         if not self.actor.may_reset:
-            raise PermissionDenied("A pairing link cannot reset credentials; ask your administrator.")
-        await database_sync_to_async(linking.credentials_reset)(company=self.company, actor=self.actor)
+            raise PermissionDenied(
+                "A pairing link cannot reset credentials; ask your administrator."
+            )
+        await database_sync_to_async(linking.credentials_reset)(
+            company=self.company, actor=self.actor
+        )
 
 
 class PairLinkConsumer(CompanyEventsConsumer):
@@ -375,7 +425,9 @@ class PairLinkConsumer(CompanyEventsConsumer):
         try:
             await database_sync_to_async(pairing_link_resolve)(token)
         except LinkInvalid as invalid:
-            raise PermissionDenied(f"This pairing link is {invalid.reason}; ask for a new one.") from None
+            raise PermissionDenied(
+                f"This pairing link is {invalid.reason}; ask for a new one."
+            ) from None
 
 
 class NoSuchSocket(AsyncWebsocketConsumer):

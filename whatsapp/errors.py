@@ -14,8 +14,13 @@ class ServiceError(Exception):
     http_status = 500
     default_message = "Something went wrong on our side."
 
-    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None,
-                 retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: int | None = None,
+    ) -> None:
         self.message = message or self.default_message
         self.details = details or {}
         self.retry_after = retry_after
@@ -126,9 +131,21 @@ class InternalError(ServiceError):
 ERRORS_BY_CODE: dict[str, type[ServiceError]] = {
     cls.code: cls
     for cls in (
-        ValidationFailed, InvalidPhone, NotAuthenticated, PermissionDenied, CompanyNotFound,
-        AlreadyConnected, CredentialsConflict, NotPairing, NoCredentials, RateLimited,
-        ConnectionClosed, WhatsAppUnavailable, WorkerUnavailable, OperationTimeout, InternalError,
+        ValidationFailed,
+        InvalidPhone,
+        NotAuthenticated,
+        PermissionDenied,
+        CompanyNotFound,
+        AlreadyConnected,
+        CredentialsConflict,
+        NotPairing,
+        NoCredentials,
+        RateLimited,
+        ConnectionClosed,
+        WhatsAppUnavailable,
+        WorkerUnavailable,
+        OperationTimeout,
+        InternalError,
     )
 }
 
@@ -140,13 +157,22 @@ TEMPORARILY_BANNED = "TEMPORARILY_BANNED"
 CLIENT_OUTDATED = "CLIENT_OUTDATED"
 CONNECT_FAILURE = "CONNECT_FAILURE"
 STATUS_REASONS = (
-    PAIRING_EXPIRED, LOGGED_OUT, STREAM_REPLACED, TEMPORARILY_BANNED, CLIENT_OUTDATED,
+    PAIRING_EXPIRED,
+    LOGGED_OUT,
+    STREAM_REPLACED,
+    TEMPORARILY_BANNED,
+    CLIENT_OUTDATED,
     CONNECT_FAILURE,
 )
 
 
-def error_from_code(code: str, message: str | None = None, *, details: dict | None = None,
-                    retry_after: int | None = None) -> ServiceError:
+def error_from_code(
+    code: str,
+    message: str | None = None,
+    *,
+    details: dict | None = None,
+    retry_after: int | None = None,
+) -> ServiceError:
     cls = ERRORS_BY_CODE.get(code, InternalError)
     error = cls(message, details=details, retry_after=retry_after)
     return error

@@ -22,8 +22,12 @@ def _link_secret() -> str:
 
 
 class Company(models.Model):
-    slug = models.CharField(max_length=64, unique=True, validators=[SLUG_VALIDATOR],
-                            help_text="Public id used in every URL; may be the integrator's own id.")
+    slug = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[SLUG_VALIDATOR],
+        help_text="Public id used in every URL; may be the integrator's own id.",
+    )
     name = models.CharField(max_length=200)
     created_at = models.DateTimeField(default=timezone.now)
     # Pairing links are signed with this; rotating it voids every link issued before.
@@ -54,16 +58,22 @@ class SessionStatus(models.TextChoices):
 
 
 # The link is live in these; stored credentials in any other status are stale (SPEC section 4).
-LIVE_STATUSES = frozenset({SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED,
-                           SessionStatus.RECONNECTING})
-PAIRING_STATUSES = frozenset({SessionStatus.CONNECTING, SessionStatus.QR_READY,
-                              SessionStatus.CODE_READY})
+LIVE_STATUSES = frozenset(
+    {SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED, SessionStatus.RECONNECTING}
+)
+PAIRING_STATUSES = frozenset(
+    {SessionStatus.CONNECTING, SessionStatus.QR_READY, SessionStatus.CODE_READY}
+)
 
 
 class WhatsAppSession(models.Model):
     company = models.OneToOneField(Company, on_delete=models.CASCADE, related_name="session")
-    status = models.CharField(max_length=20, choices=SessionStatus.choices,
-                              default=SessionStatus.DISCONNECTED, db_index=True)
+    status = models.CharField(
+        max_length=20,
+        choices=SessionStatus.choices,
+        default=SessionStatus.DISCONNECTED,
+        db_index=True,
+    )
     status_changed_at = models.DateTimeField(default=timezone.now)
     # Whether a worker should keep a client running for this company (linking or linked).
     wants_running = models.BooleanField(default=False, db_index=True)
@@ -81,8 +91,9 @@ class WhatsAppSession(models.Model):
     last_error_message = models.CharField(max_length=500, blank=True)
 
     # The live linking window, if any.
-    current_attempt = models.ForeignKey("PairingAttempt", null=True, blank=True,
-                                        on_delete=models.SET_NULL, related_name="+")
+    current_attempt = models.ForeignKey(
+        "PairingAttempt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     qr_code = models.TextField(blank=True)
     qr_expires_at = models.DateTimeField(null=True, blank=True)
     window_expires_at = models.DateTimeField(null=True, blank=True)
@@ -134,8 +145,9 @@ class PairingAttempt(models.Model):
     company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="attempts")
     method = models.CharField(max_length=10, choices=AttemptMethod.choices)
     phone = models.CharField(max_length=20, blank=True, help_text="E.164")
-    started_by = models.CharField(max_length=120, help_text="user:<name>, api_key:<prefix>, "
-                                  "link:<id>, system, cli")
+    started_by = models.CharField(
+        max_length=120, help_text="user:<name>, api_key:<prefix>, link:<id>, system, cli"
+    )
     started_at = models.DateTimeField(default=timezone.now, db_index=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     qr_rotations = models.PositiveIntegerField(default=0)
@@ -203,13 +215,20 @@ class ApiKey(models.Model):
     PREFIX_LENGTH = 8
 
     name = models.CharField(max_length=100)
-    company = models.ForeignKey(Company, null=True, blank=True, on_delete=models.CASCADE,
-                                related_name="api_keys", help_text="Empty = global key")
+    company = models.ForeignKey(
+        Company,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="api_keys",
+        help_text="Empty = global key",
+    )
     prefix = models.CharField(max_length=PREFIX_LENGTH, db_index=True, editable=False)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 
@@ -229,16 +248,24 @@ class ApiKey(models.Model):
     def issue(cls, *, name: str, company: Company | None, created_by=None) -> tuple[ApiKey, str]:
         """Create a key; the raw key is returned once and never stored."""
         raw_key = "wps_" + secrets.token_urlsafe(32)
-        key = cls.objects.create(name=name, company=company, prefix=raw_key[4:4 + cls.PREFIX_LENGTH],
-                                 key_hash=hash_api_key(raw_key), created_by=created_by)
+        key = cls.objects.create(
+            name=name,
+            company=company,
+            prefix=raw_key[4 : 4 + cls.PREFIX_LENGTH],
+            key_hash=hash_api_key(raw_key),
+            created_by=created_by,
+        )
         return key, raw_key
 
     @classmethod
     def find(cls, raw_key: str) -> ApiKey | None:
         if not raw_key or len(raw_key) > 200:
             return None
-        return (cls.objects.select_related("company")
-                .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True).first())
+        return (
+            cls.objects.select_related("company")
+            .filter(key_hash=hash_api_key(raw_key), revoked_at__isnull=True)
+            .first()
+        )
 
 
 class Worker(models.Model):

@@ -18,7 +18,11 @@ def mask_phone(phone: str | None) -> str:
     if len(digits) <= 6:
         return "*" * len(digits)
     prefix = "+" if phone.strip().startswith("+") or len(digits) > 9 else ""
-    return f"{prefix}{digits[:4]}***{digits[-4:]}" if len(digits) > 8 else f"{prefix}{digits[:2]}***{digits[-2:]}"
+    return (
+        f"{prefix}{digits[:4]}***{digits[-4:]}"
+        if len(digits) > 8
+        else f"{prefix}{digits[:2]}***{digits[-2:]}"
+    )
 
 
 def mask_phones_in(text: str) -> str:

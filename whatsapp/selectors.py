@@ -34,8 +34,12 @@ def session_snapshot(session: WhatsAppSession) -> dict:
             "image": qr_png_data_url(session.qr_code),
             "expires_at": _iso(session.qr_expires_at),
         }
-    if (session.status == SessionStatus.CODE_READY and session.pairing_code
-            and session.pairing_expires_at and session.pairing_expires_at > now):
+    if (
+        session.status == SessionStatus.CODE_READY
+        and session.pairing_code
+        and session.pairing_expires_at
+        and session.pairing_expires_at > now
+    ):
         data["pairing_code"] = {
             "pairing_code": session.pairing_code,
             "phone_number": session.pairing_phone,
@@ -49,8 +53,9 @@ def credentials_status(company: Company) -> dict:
     from whatsapp.services.linking import backend
 
     session = session_get(company)
-    in_store = backend().credentials_exists(client_uuid=str(session.client_uuid),
-                                            device_jid=session.linked_jid or None)
+    in_store = backend().credentials_exists(
+        client_uuid=str(session.client_uuid), device_jid=session.linked_jid or None
+    )
     has_credentials = session.has_credentials or in_store
     return {
         "has_credentials": has_credentials,
@@ -63,7 +68,9 @@ def credentials_status(company: Company) -> dict:
 def session_health(company: Company) -> dict:
     session = session_get(company)
     now = timezone.now()
-    lease_valid = bool(session.owner and session.lease_expires_at and session.lease_expires_at > now)
+    lease_valid = bool(
+        session.owner and session.lease_expires_at and session.lease_expires_at > now
+    )
     return {
         "connected": session.status == SessionStatus.CONNECTED,
         "status": session.status,
@@ -73,7 +80,8 @@ def session_health(company: Company) -> dict:
         "worker": session.owner if lease_valid else None,
         "lease_age_seconds": (
             round((now - session.lease_acquired_at).total_seconds(), 1)
-            if lease_valid and session.lease_acquired_at else None
+            if lease_valid and session.lease_acquired_at
+            else None
         ),
         "lease_expires_in_seconds": (
             round((session.lease_expires_at - now).total_seconds(), 1) if lease_valid else None

@@ -26,10 +26,15 @@ def company_unlink_on_delete(sender, instance: Company, **kwargs) -> None:
         return
     # The delete runs in a transaction; talking to the worker from inside it would make the
     # worker wait on our locks while we wait on the worker. So the clean-up runs after commit.
-    transaction.on_commit(functools.partial(
-        _unlink, company_id=instance.pk, client_uuid=str(session.client_uuid),
-        device_jid=session.linked_jid or None, running=session.wants_running or bool(session.owner),
-    ))
+    transaction.on_commit(
+        functools.partial(
+            _unlink,
+            company_id=instance.pk,
+            client_uuid=str(session.client_uuid),
+            device_jid=session.linked_jid or None,
+            running=session.wants_running or bool(session.owner),
+        )
+    )
 
 
 def _unlink(*, company_id: int, client_uuid: str, device_jid: str | None, running: bool) -> None:
@@ -40,7 +45,10 @@ def _unlink(*, company_id: int, client_uuid: str, device_jid: str | None, runnin
         try:  # unlink on WhatsApp too when we can, so the phone does not keep a dead device
             get_bus().request(company_id=company_id, op="logout", args={}, timeout=5.0)
         except ServiceError as error:
-            logger.warning("company %s deleted while its client could not be stopped (%s)",
-                           company_id, error.code)
+            logger.warning(
+                "company %s deleted while its client could not be stopped (%s)",
+                company_id,
+                error.code,
+            )
     deleted = backend().credentials_delete(client_uuid=client_uuid, device_jid=device_jid)
     logger.info("company %s deleted: %d store rows of its credentials deleted", company_id, deleted)

@@ -16,26 +16,54 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_with(tmp_path, **variables) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items()
-             if k not in {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "DEBUG", "WHATSAPP_WORKER_MODE",
-                          "PUBLIC_BASE_URL"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "SECRET_KEY",
+            "DEBUG",
+            "WHATSAPP_WORKER_MODE",
+            "PUBLIC_BASE_URL",
+        }
+    }
     clean.update(DATA_DIR=str(tmp_path), **variables)
-    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=clean,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 @pytest.mark.parametrize(
     ("variables", "message"),
     [
-        ({"WHATSAPP_BACKEND": "baileys"}, "WHATSAPP_BACKEND='baileys' must be one of: neonize, sandbox"),
-        ({"WHATSAPP_OPERATION_TIMEOUT": "soon"}, "WHATSAPP_OPERATION_TIMEOUT='soon' is not a number"),
+        (
+            {"WHATSAPP_BACKEND": "baileys"},
+            "WHATSAPP_BACKEND='baileys' must be one of: neonize, sandbox",
+        ),
+        (
+            {"WHATSAPP_OPERATION_TIMEOUT": "soon"},
+            "WHATSAPP_OPERATION_TIMEOUT='soon' is not a number",
+        ),
         ({"WHATSAPP_PAIRING_CODE_CAP": "0"}, "WHATSAPP_PAIRING_CODE_CAP=0 is below the minimum 1"),
         ({"DEBUG": "maybe"}, "DEBUG='maybe' is not a boolean"),
-        ({"DATABASE_URL": "mysql://x/y", "SECRET_KEY": "k" * 40}, "DATABASE_URL must start with postgres://"),
+        (
+            {"DATABASE_URL": "mysql://x/y", "SECRET_KEY": "k" * 40},
+            "DATABASE_URL must start with postgres://",
+        ),
         ({"DEBUG": "0"}, "SECRET_KEY must be set when DEBUG is off"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY must be at least 32 characters"),
         ({"WHATSAPP_WORKER_MODE": "external"}, "WHATSAPP_WORKER_MODE=external needs REDIS_URL"),
-        ({"WHATSAPP_HEARTBEAT_INTERVAL": "10", "WHATSAPP_LEASE_TTL": "15"}, "at most half of WHATSAPP_LEASE_TTL"),
+        (
+            {"WHATSAPP_HEARTBEAT_INTERVAL": "10", "WHATSAPP_LEASE_TTL": "15"},
+            "at most half of WHATSAPP_LEASE_TTL",
+        ),
         ({"REDIS_URL": "http://x", "SECRET_KEY": "k" * 40}, "REDIS_URL must start with redis://"),
         ({"PUBLIC_BASE_URL": "pairing.example.com"}, "PUBLIC_BASE_URL must start with http://"),
         ({"WHATSAPP_RATE_LIMIT_COOLDOWN": "999999999999"}, "above the maximum"),
@@ -56,7 +84,12 @@ def test_no_environment_gives_the_embedded_default(tmp_path):
 def test_database_urls_are_parsed_strictly():
     parsed = env.database_from_url("postgres://user:p%40ss@db.example:5433/app?sslmode=require")
     assert (parsed["NAME"], parsed["USER"], parsed["PASSWORD"], parsed["HOST"], parsed["PORT"]) == (
-        "app", "user", "p@ss", "db.example", "5433")
+        "app",
+        "user",
+        "p@ss",
+        "db.example",
+        "5433",
+    )
     assert parsed["OPTIONS"] == {"sslmode": "require"}
     with pytest.raises(ImproperlyConfigured, match="no database name"):
         env.database_from_url("postgres://user@host:5432/")

@@ -5,11 +5,20 @@ import pytest
 from whatsapp import errors
 
 SPEC_CODES = {
-    "VALIDATION_ERROR": 400, "INVALID_PHONE": 400, "NOT_AUTHENTICATED": 401,
-    "PERMISSION_DENIED": 403, "COMPANY_NOT_FOUND": 404, "ALREADY_CONNECTED": 409,
-    "CREDENTIALS_CONFLICT": 409, "NOT_PAIRING": 409, "RATE_LIMITED": 429,
-    "CONNECTION_CLOSED": 502, "WHATSAPP_UNAVAILABLE": 503, "WORKER_UNAVAILABLE": 503,
-    "TIMEOUT": 504, "INTERNAL_ERROR": 500,
+    "VALIDATION_ERROR": 400,
+    "INVALID_PHONE": 400,
+    "NOT_AUTHENTICATED": 401,
+    "PERMISSION_DENIED": 403,
+    "COMPANY_NOT_FOUND": 404,
+    "ALREADY_CONNECTED": 409,
+    "CREDENTIALS_CONFLICT": 409,
+    "NOT_PAIRING": 409,
+    "RATE_LIMITED": 429,
+    "CONNECTION_CLOSED": 502,
+    "WHATSAPP_UNAVAILABLE": 503,
+    "WORKER_UNAVAILABLE": 503,
+    "TIMEOUT": 504,
+    "INTERNAL_ERROR": 500,
 }
 
 
@@ -18,15 +27,23 @@ def test_every_spec_code_has_one_error_class_with_its_http_status(code, status):
     cls = errors.ERRORS_BY_CODE[code]
     error = cls("human message", details={"x": 1})
     assert error.http_status == status
-    assert error.as_dict() == {"success": False, "error_code": code, "error": "human message",
-                               "details": {"x": 1}}
+    assert error.as_dict() == {
+        "success": False,
+        "error_code": code,
+        "error": "human message",
+        "details": {"x": 1},
+    }
 
 
 def test_errors_survive_the_trip_between_processes():
     error = errors.RateLimited("slow down", retry_after=120, details={"retry_after": 120})
     copy = pickle.loads(pickle.dumps(error))
     assert type(copy) is errors.RateLimited
-    assert (copy.message, copy.retry_after, copy.details) == ("slow down", 120, {"retry_after": 120})
+    assert (copy.message, copy.retry_after, copy.details) == (
+        "slow down",
+        120,
+        {"retry_after": 120},
+    )
 
 
 def test_an_unknown_code_becomes_internal_error():

@@ -123,6 +123,10 @@ class StaffSessionSchemeExtension(OpenApiAuthenticationExtension):
     name = "StaffSession"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "cookie", "name": "sessionid",
-                "description": "A staff user's Django admin session; unsafe methods need the "
-                "X-CSRFToken header."}
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "sessionid",
+            "description": "A staff user's Django admin session; unsafe methods need the "
+            "X-CSRFToken header.",
+        }

@@ -62,7 +62,8 @@ def service_error_for(exc: Exception) -> ServiceError | None:
         wait = max(1, int(exc.wait or 1))
         return RateLimited(
             f"Too many requests for this company. Try again in {wait} seconds.",
-            retry_after=wait, details={"retry_after": wait, "reason": "api_rate_limit"},
+            retry_after=wait,
+            details={"retry_after": wait, "reason": "api_rate_limit"},
         )
     if isinstance(exc, drf.APIException):
         # ParseError (400), MethodNotAllowed (405), NotAcceptable (406), UnsupportedMediaType
@@ -96,8 +97,9 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         view = context.get("view")
         report_unexpected(exc, where=type(view).__name__ if view else "api")
         error = InternalError()
-    return Response(error.as_dict(), status=error.http_status,
-                    headers=error_response_headers(error, exc))
+    return Response(
+        error.as_dict(), status=error.http_status, headers=error_response_headers(error, exc)
+    )
 
 
 @csrf_exempt  # it has no effect, and an unknown POST must get the JSON 404, not the CSRF page
@@ -111,5 +113,8 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
             match = None
         if match is not None and match.func is not api_not_found:
             message = f"No such endpoint. Did you mean {request.path}/ (with a trailing slash)?"
-    return JsonResponse(error_body(CompanyNotFound.code, message), status=404,
-                        json_dumps_params={"separators": (",", ":")})
+    return JsonResponse(
+        error_body(CompanyNotFound.code, message),
+        status=404,
+        json_dumps_params={"separators": (",", ":")},
+    )

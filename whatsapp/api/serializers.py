@@ -14,8 +14,11 @@ MAX_LINK_TTL = 30 * 86400
 
 
 class CompanyCreateSerializer(serializers.Serializer):
-    slug = serializers.CharField(max_length=64, validators=[SLUG_VALIDATOR],
-                                 help_text="Public id used in every URL; may be your own id.")
+    slug = serializers.CharField(
+        max_length=64,
+        validators=[SLUG_VALIDATOR],
+        help_text="Public id used in every URL; may be your own id.",
+    )
     name = serializers.CharField(max_length=200)
 
 
@@ -33,13 +36,16 @@ class PairingCodeRequestSerializer(serializers.Serializer):
         max_length=64, help_text="International number in any common form, e.g. +7 900 123-45-67."
     )
     replace_existing = StrictBooleanField(
-        default=False, help_text="Replace a live link with another phone (else CREDENTIALS_CONFLICT)."
+        default=False,
+        help_text="Replace a live link with another phone (else CREDENTIALS_CONFLICT).",
     )
 
 
 class PairingLinkCreateSerializer(serializers.Serializer):
     expires_in = serializers.IntegerField(
-        required=False, min_value=60, max_value=MAX_LINK_TTL,
+        required=False,
+        min_value=60,
+        max_value=MAX_LINK_TTL,
         help_text="Lifetime in seconds (default PAIRING_LINK_TTL, 24 h).",
     )
 
@@ -51,12 +57,17 @@ class PageQuerySerializer(serializers.Serializer):
 
 class SandboxLinkSerializer(serializers.Serializer):
     phone_number = serializers.CharField(max_length=64)
-    pairing_code = serializers.CharField(max_length=20, required=False,
-                                         help_text="The code shown for this phone, ABCD-EFGH.")
-    qr = serializers.CharField(max_length=2000, required=False,
-                               help_text="The raw QR string, as a phone camera would read it.")
+    pairing_code = serializers.CharField(
+        max_length=20, required=False, help_text="The code shown for this phone, ABCD-EFGH."
+    )
+    qr = serializers.CharField(
+        max_length=2000,
+        required=False,
+        help_text="The raw QR string, as a phone camera would read it.",
+    )
     link_token = serializers.CharField(
-        max_length=300, required=False,
+        max_length=300,
+        required=False,
         help_text="A pairing link token: lets the end-user page simulate the phone without a key.",
     )
 
@@ -104,13 +115,16 @@ class SessionSerializer(serializers.Serializer):
     linked_phone = serializers.CharField(allow_null=True, help_text="E.164")
     linked_at = serializers.DateTimeField(allow_null=True)
     last_error_code = serializers.CharField(
-        allow_null=True, help_text="A status reason (" + ", ".join(STATUS_REASONS) + ") or an error code."
+        allow_null=True,
+        help_text="A status reason (" + ", ".join(STATUS_REASONS) + ") or an error code.",
     )
     last_error = serializers.CharField(allow_null=True)
     has_credentials = serializers.BooleanField()
     attempt_id = serializers.IntegerField(allow_null=True, help_text="The live attempt, if any.")
     qr = QrSerializer(allow_null=True, help_text="The live QR, if any.")
-    pairing_code = PairingCodeSnapshotSerializer(allow_null=True, help_text="The live code, if any.")
+    pairing_code = PairingCodeSnapshotSerializer(
+        allow_null=True, help_text="The live code, if any."
+    )
 
 
 class SessionResponseSerializer(SuccessSerializer, SessionSerializer):
@@ -193,8 +207,9 @@ class AttemptSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField()
     finished_at = serializers.DateTimeField(allow_null=True)
     qr_rotations = serializers.IntegerField()
-    outcome = serializers.ChoiceField(choices=AttemptOutcome.choices, allow_null=True,
-                                      help_text="null while running")
+    outcome = serializers.ChoiceField(
+        choices=AttemptOutcome.choices, allow_null=True, help_text="null while running"
+    )
     error_code = serializers.CharField(allow_null=True)
     via_socket = serializers.BooleanField()
     note = serializers.CharField(allow_blank=True)

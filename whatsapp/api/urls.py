@@ -27,9 +27,14 @@ urlpatterns = [
     path(f"{company}session/", views.SessionView.as_view(), name="api-session"),
     path(f"{company}session/start/", views.SessionStartView.as_view(), name="api-session-start"),
     path(f"{company}session/qr/", views.SessionQrView.as_view(), name="api-session-qr"),
-    path(f"{company}session/pairing-code/", views.PairingCodeView.as_view(),
-         name="api-session-pairing-code"),
-    path(f"{company}session/reconnect/", views.ReconnectView.as_view(), name="api-session-reconnect"),
+    path(
+        f"{company}session/pairing-code/",
+        views.PairingCodeView.as_view(),
+        name="api-session-pairing-code",
+    ),
+    path(
+        f"{company}session/reconnect/", views.ReconnectView.as_view(), name="api-session-reconnect"
+    ),
     path(f"{company}session/logout/", views.LogoutView.as_view(), name="api-session-logout"),
     path(f"{company}session/health/", views.SessionHealthView.as_view(), name="api-session-health"),
     path(f"{company}credentials/", views.CredentialsView.as_view(), name="api-credentials"),
@@ -37,9 +42,14 @@ urlpatterns = [
     path(f"{company}pairing-links/", views.PairingLinkView.as_view(), name="api-pairing-links"),
     path("health/", views.ServiceHealthView.as_view(), name="api-health"),
     # Sandbox only (checked per request, so a settings change needs no URL reload).
-    path("sandbox/phone/link/", views.SandboxPhoneLinkView.as_view(), name="api-sandbox-phone-link"),
-    path("sandbox/phone/unlink/", views.SandboxPhoneUnlinkView.as_view(),
-         name="api-sandbox-phone-unlink"),
+    path(
+        "sandbox/phone/link/", views.SandboxPhoneLinkView.as_view(), name="api-sandbox-phone-link"
+    ),
+    path(
+        "sandbox/phone/unlink/",
+        views.SandboxPhoneUnlinkView.as_view(),
+        name="api-sandbox-phone-unlink",
+    ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Anything else under /api/v1/ is a JSON 404, never an HTML page.

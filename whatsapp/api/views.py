@@ -37,7 +37,10 @@ logger = logging.getLogger(__name__)
 SLUG_PATTERN = SLUG_VALIDATOR.regex.pattern
 
 SLUG_PARAMETER = OpenApiParameter(
-    "slug", str, OpenApiParameter.PATH, pattern=SLUG_PATTERN,
+    "slug",
+    str,
+    OpenApiParameter.PATH,
+    pattern=SLUG_PATTERN,
     description="The company's slug (its public id)",
 )
 
@@ -71,15 +74,25 @@ def page(request: Request, queryset: QuerySet, render) -> dict[str, Any]:
     limit, offset = query.validated_data["limit"], query.validated_data["offset"]
     count = queryset.count()
     url = request.build_absolute_uri()
-    next_url = (replace_query_param(replace_query_param(url, "limit", limit), "offset", offset + limit)
-                if offset + limit < count else None)
+    next_url = (
+        replace_query_param(replace_query_param(url, "limit", limit), "offset", offset + limit)
+        if offset + limit < count
+        else None
+    )
     previous_url = None
     if offset > 0:
         previous_url = replace_query_param(url, "limit", limit)
-        previous_url = (replace_query_param(previous_url, "offset", offset - limit)
-                        if offset - limit > 0 else remove_query_param(previous_url, "offset"))
-    return {"count": count, "next": next_url, "previous": previous_url,
-            "results": [render(item) for item in queryset[offset:offset + limit]]}
+        previous_url = (
+            replace_query_param(previous_url, "offset", offset - limit)
+            if offset - limit > 0
+            else remove_query_param(previous_url, "offset")
+        )
+    return {
+        "count": count,
+        "next": next_url,
+        "previous": previous_url,
+        "results": [render(item) for item in queryset[offset : offset + limit]],
+    }
 
 
 class CanCreateCompanies(BasePermission):
@@ -101,7 +114,9 @@ class CompanyView(APIView):
 
     def check_permissions(self, request: Request) -> None:
         super().check_permissions(request)
-        self.company = company_visible(slug=self.kwargs["slug"], company_id=scoped_company_id(request))
+        self.company = company_visible(
+            slug=self.kwargs["slug"], company_id=scoped_company_id(request)
+        )
 
 
 def company_data(company: Company) -> dict[str, Any]:
@@ -136,32 +151,46 @@ class CompanyListView(APIView):
     permission_classes = [*APIView.permission_classes, CanCreateCompanies]
 
     @extend_schema(
-        operation_id="companies_list", tags=["companies"], summary="Companies the caller may see",
+        operation_id="companies_list",
+        tags=["companies"],
+        summary="Companies the caller may see",
         parameters=[s.PageQuerySerializer],
         responses={200: s.CompanyListResponseSerializer, **errors(INPUT, *AUTH_ERRORS)},
     )
     def get(self, request: Request) -> Response:
-        companies = (companies_visible(company_id=scoped_company_id(request))
-                     .select_related("session").order_by("slug"))
+        companies = (
+            companies_visible(company_id=scoped_company_id(request))
+            .select_related("session")
+            .order_by("slug")
+        )
         return ok(page(request, companies, company_data))
 
     @extend_schema(
-        operation_id="companies_create", tags=["companies"],
+        operation_id="companies_create",
+        tags=["companies"],
         summary="Create a company (staff or a global API key)",
         request=s.CompanyCreateSerializer,
-        responses={201: s.CompanyResponseSerializer, **errors(INPUT, *AUTH_ERRORS, "PERMISSION_DENIED")},
+        responses={
+            201: s.CompanyResponseSerializer,
+            **errors(INPUT, *AUTH_ERRORS, "PERMISSION_DENIED"),
+        },
     )
     def post(self, request: Request) -> Response:
         data = s.CompanyCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        company = company_create(slug=data.validated_data["slug"], name=data.validated_data["name"],
-                                 actor=actor_for(request))
+        company = company_create(
+            slug=data.validated_data["slug"],
+            name=data.validated_data["name"],
+            actor=actor_for(request),
+        )
         return ok(company_data(company), http_status=status.HTTP_201_CREATED)
 
 
 class CompanyDetailView(CompanyView):
     @extend_schema(
-        operation_id="companies_retrieve", tags=["companies"], summary="A company with its session",
+        operation_id="companies_retrieve",
+        tags=["companies"],
+        summary="A company with its session",
         parameters=[SLUG_PARAMETER],
         responses={200: s.CompanyResponseSerializer, **errors(*COMPANY_ERRORS)},
     )
@@ -174,7 +203,8 @@ class CompanyDetailView(CompanyView):
 
 class SessionView(CompanyView):
     @extend_schema(
-        operation_id="session_retrieve", tags=["session"],
+        operation_id="session_retrieve",
+        tags=["session"],
         summary="Status, linked phone, last error, and the live QR or code if any",
         parameters=[SLUG_PARAMETER],
         responses={200: s.SessionResponseSerializer, **errors(*COMPANY_ERRORS)},
@@ -185,7 +215,9 @@ class SessionView(CompanyView):
 
 class SessionStartView(CompanyView):
     @extend_schema(
-        operation_id="session_start", tags=["session"], request=None,
+        operation_id="session_start",
+        tags=["session"],
+        request=None,
         summary="Start linking by QR (idempotent)",
         description="Starts a QR linking attempt; QR codes then arrive as `qr` events and at "
         "`GET .../session/qr/`. A session already linking or linked is returned as is. Stale "
@@ -200,7 +232,9 @@ class SessionStartView(CompanyView):
 
 class SessionQrView(CompanyView):
     @extend_schema(
-        operation_id="session_qr", tags=["session"], summary="The live QR code",
+        operation_id="session_qr",
+        tags=["session"],
+        summary="The live QR code",
         parameters=[SLUG_PARAMETER],
         responses={200: s.QrResponseSerializer, **errors(*COMPANY_ERRORS, "NOT_PAIRING")},
     )
@@ -208,50 +242,67 @@ class SessionQrView(CompanyView):
         snapshot = selectors.session_snapshot(session_get(self.company))
         if snapshot["qr"] is None:
             if snapshot["status"] == "connecting":
-                raise NotPairing("The linking attempt has no QR code yet; try again in a moment.",
-                                 details={"status": snapshot["status"]})
+                raise NotPairing(
+                    "The linking attempt has no QR code yet; try again in a moment.",
+                    details={"status": snapshot["status"]},
+                )
             raise NotPairing(details={"status": snapshot["status"]})
         return ok(snapshot["qr"])
 
 
 class PairingCodeView(CompanyView):
     @extend_schema(
-        operation_id="session_pairing_code", tags=["session"],
+        operation_id="session_pairing_code",
+        tags=["session"],
         summary="Get an 8-character pairing code for a phone",
         description="Repeats for the same phone inside a live window return the same code; a "
         "request for another phone supersedes the attempt. Enter the code on the phone: "
         "Settings -> Linked devices -> Link a device -> Link with phone number instead.",
-        parameters=[SLUG_PARAMETER], request=s.PairingCodeRequestSerializer,
+        parameters=[SLUG_PARAMETER],
+        request=s.PairingCodeRequestSerializer,
         responses={
             200: s.PairingCodeResponseSerializer,
-            **errors(INPUT, *COMPANY_ERRORS, "INVALID_PHONE", "ALREADY_CONNECTED", "CREDENTIALS_CONFLICT",
-                     *WORKER_ERRORS),
+            **errors(
+                INPUT,
+                *COMPANY_ERRORS,
+                "INVALID_PHONE",
+                "ALREADY_CONNECTED",
+                "CREDENTIALS_CONFLICT",
+                *WORKER_ERRORS,
+            ),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
         data = s.PairingCodeRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         code = linking.pairing_code_request(
-            company=self.company, actor=actor_for(request),
+            company=self.company,
+            actor=actor_for(request),
             phone_number=data.validated_data["phone_number"],
             replace_existing=data.validated_data["replace_existing"],
         )
-        return ok({
-            "pairing_code": code.pairing_code,
-            "phone_number": code.phone_number,
-            "expires_at": code.expires_at.isoformat(),
-            "expires_in": code.expires_in,
-            "attempt_id": code.attempt_id,
-        })
+        return ok(
+            {
+                "pairing_code": code.pairing_code,
+                "phone_number": code.phone_number,
+                "expires_at": code.expires_at.isoformat(),
+                "expires_in": code.expires_in,
+                "attempt_id": code.attempt_id,
+            }
+        )
 
 
 class ReconnectView(CompanyView):
     @extend_schema(
-        operation_id="session_reconnect", tags=["session"], request=None,
+        operation_id="session_reconnect",
+        tags=["session"],
+        request=None,
         summary="Reconnect with the stored credentials",
         parameters=[SLUG_PARAMETER],
-        responses={202: s.SessionResponseSerializer,
-                   **errors(*COMPANY_ERRORS, "NO_CREDENTIALS", *WORKER_ERRORS)},
+        responses={
+            202: s.SessionResponseSerializer,
+            **errors(*COMPANY_ERRORS, "NO_CREDENTIALS", *WORKER_ERRORS),
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         session = linking.session_reconnect(company=self.company, actor=actor_for(request))
@@ -260,7 +311,9 @@ class ReconnectView(CompanyView):
 
 class LogoutView(CompanyView):
     @extend_schema(
-        operation_id="session_logout", tags=["session"], request=None,
+        operation_id="session_logout",
+        tags=["session"],
+        request=None,
         summary="Unlink on WhatsApp (if reachable) and delete the credentials",
         parameters=[SLUG_PARAMETER],
         responses={200: s.LogoutResponseSerializer, **errors(*COMPANY_ERRORS, "TIMEOUT")},
@@ -272,7 +325,8 @@ class LogoutView(CompanyView):
 
 class SessionHealthView(CompanyView):
     @extend_schema(
-        operation_id="session_health", tags=["session"],
+        operation_id="session_health",
+        tags=["session"],
         summary="Connected?, since, last error, owning worker, lease age",
         parameters=[SLUG_PARAMETER],
         responses={200: s.SessionHealthResponseSerializer, **errors(*COMPANY_ERRORS)},
@@ -286,7 +340,8 @@ class SessionHealthView(CompanyView):
 
 class CredentialsView(CompanyView):
     @extend_schema(
-        operation_id="credentials_retrieve", tags=["credentials"],
+        operation_id="credentials_retrieve",
+        tags=["credentials"],
         summary="Whether credentials are stored, and for which phone",
         parameters=[SLUG_PARAMETER],
         responses={200: s.CredentialsResponseSerializer, **errors(*COMPANY_ERRORS)},
@@ -295,11 +350,11 @@ class CredentialsView(CompanyView):
         return ok(selectors.credentials_status(self.company))
 
     @extend_schema(
-        operation_id="credentials_reset", tags=["credentials"],
+        operation_id="credentials_reset",
+        tags=["credentials"],
         summary="Reset: stop the session, delete the credentials, notify subscribers",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.CredentialsResetResponseSerializer,
-                   **errors(*COMPANY_ERRORS, "TIMEOUT")},
+        responses={200: s.CredentialsResetResponseSerializer, **errors(*COMPANY_ERRORS, "TIMEOUT")},
     )
     def delete(self, request: Request, slug: str) -> Response:
         audit = linking.credentials_reset(company=self.company, actor=actor_for(request))
@@ -308,31 +363,41 @@ class CredentialsView(CompanyView):
 
 class AttemptListView(CompanyView):
     @extend_schema(
-        operation_id="attempts_list", tags=["attempts"],
+        operation_id="attempts_list",
+        tags=["attempts"],
         summary="Pairing attempt history, newest first",
         parameters=[SLUG_PARAMETER, s.PageQuerySerializer],
         responses={200: s.AttemptListResponseSerializer, **errors(INPUT, *COMPANY_ERRORS)},
     )
     def get(self, request: Request, slug: str) -> Response:
-        attempts = PairingAttempt.objects.filter(company=self.company).order_by("-started_at", "-id")
+        attempts = PairingAttempt.objects.filter(company=self.company).order_by(
+            "-started_at", "-id"
+        )
         return ok(page(request, attempts, attempt_data))
 
 
 class PairingLinkView(CompanyView):
     @extend_schema(
-        operation_id="pairing_links_create", tags=["pairing links"],
+        operation_id="pairing_links_create",
+        tags=["pairing links"],
         summary="A signed, expiring link to the end-user pairing page",
         description="Revoke every link of a company by rotating its link secret (admin).",
-        parameters=[SLUG_PARAMETER], request=s.PairingLinkCreateSerializer,
+        parameters=[SLUG_PARAMETER],
+        request=s.PairingLinkCreateSerializer,
         responses={201: s.PairingLinkResponseSerializer, **errors(INPUT, *COMPANY_ERRORS)},
     )
     def post(self, request: Request, slug: str) -> Response:
         data = s.PairingLinkCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        link = pairing_link_create(company=self.company, actor=actor_for(request),
-                                   expires_in=data.validated_data.get("expires_in"))
-        return ok({"url": link.url, "expires_at": link.expires_at.isoformat()},
-                  http_status=status.HTTP_201_CREATED)
+        link = pairing_link_create(
+            company=self.company,
+            actor=actor_for(request),
+            expires_in=data.validated_data.get("expires_in"),
+        )
+        return ok(
+            {"url": link.url, "expires_at": link.expires_at.isoformat()},
+            http_status=status.HTTP_201_CREATED,
+        )
 
 
 # --- service health ------------------------------------------------------------------------
@@ -358,7 +423,9 @@ def _check_channel_layer() -> dict[str, Any]:
         if settings.REDIS_URL and "Redis" in type(layer).__name__:
             import redis
 
-            client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+            client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+            )
             try:
                 client.ping()
             finally:
@@ -389,21 +456,30 @@ class ServiceHealthView(APIView):
     throttle_classes: list = []
 
     @extend_schema(
-        operation_id="service_health", tags=["service"], auth=[],
+        operation_id="service_health",
+        tags=["service"],
+        auth=[],
         summary="Service health: database, channel layer, live workers (public)",
-        responses={200: s.ServiceHealthSerializer,
-                   503: OpenApiResponse(s.ServiceHealthSerializer, description="unhealthy")},
+        responses={
+            200: s.ServiceHealthSerializer,
+            503: OpenApiResponse(s.ServiceHealthSerializer, description="unhealthy"),
+        },
     )
     def get(self, request: Request) -> Response:
-        checks = {"database": _check_database(), "channel_layer": _check_channel_layer(),
-                  "workers": _check_workers()}
+        checks = {
+            "database": _check_database(),
+            "channel_layer": _check_channel_layer(),
+            "workers": _check_workers(),
+        }
         failing = [name for name, check in checks.items() if not check["ok"]]
         if not failing:
             return ok({"status": "ok", "checks": checks})
         code = "WORKER_UNAVAILABLE" if failing == ["workers"] else "INTERNAL_ERROR"
         body = error_body(code, f"Unhealthy: {', '.join(failing)}.")
-        return Response({**body, "status": "unhealthy", "checks": checks},
-                        status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        return Response(
+            {**body, "status": "unhealthy", "checks": checks},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
 
 
 # --- sandbox phone (SPEC section 8) --------------------------------------------------------
@@ -441,17 +517,21 @@ class SandboxView(APIView):
     def permission_denied(self, request: Request, message=None, code=None):
         from rest_framework.exceptions import NotAuthenticated
 
-        raise NotAuthenticated("Authenticate with an API key or staff session, or pass a valid "
-                               "link_token.")
+        raise NotAuthenticated(
+            "Authenticate with an API key or staff session, or pass a valid link_token."
+        )
 
 
 class SandboxPhoneLinkView(SandboxView):
     @extend_schema(
-        operation_id="sandbox_phone_link", tags=["sandbox"],
+        operation_id="sandbox_phone_link",
+        tags=["sandbox"],
         summary="Sandbox only: the simulated phone enters a pairing code or scans a QR",
         request=s.SandboxLinkSerializer,
-        responses={200: s.SandboxLinkResponseSerializer,
-                   **errors(INPUT, *AUTH_ERRORS, "COMPANY_NOT_FOUND")},
+        responses={
+            200: s.SandboxLinkResponseSerializer,
+            **errors(INPUT, *AUTH_ERRORS, "COMPANY_NOT_FOUND"),
+        },
     )
     def post(self, request: Request) -> Response:
         from whatsapp.sandbox import phone
@@ -471,11 +551,14 @@ class SandboxPhoneLinkView(SandboxView):
 
 class SandboxPhoneUnlinkView(SandboxView):
     @extend_schema(
-        operation_id="sandbox_phone_unlink", tags=["sandbox"],
+        operation_id="sandbox_phone_unlink",
+        tags=["sandbox"],
         summary="Sandbox only: remove the phone's linked devices (the session turns logged_out)",
         request=s.SandboxUnlinkSerializer,
-        responses={200: s.SandboxUnlinkResponseSerializer,
-                   **errors(INPUT, *AUTH_ERRORS, "COMPANY_NOT_FOUND")},
+        responses={
+            200: s.SandboxUnlinkResponseSerializer,
+            **errors(INPUT, *AUTH_ERRORS, "COMPANY_NOT_FOUND"),
+        },
     )
     def post(self, request: Request) -> Response:
         from whatsapp.sandbox import phone
@@ -487,4 +570,3 @@ class SandboxPhoneUnlinkView(SandboxView):
         except phone.SandboxPhoneError as error:
             raise ValidationFailed(str(error)) from None
         return ok({"unlinked": jids})
-

@@ -112,9 +112,21 @@ class ClientCrashed:
 
 
 BackendEvent = (
-    QRCode | PairingWindowClosed | PairSuccess | PairError | Connected | LoggedOut | StreamReplaced
-    | TemporaryBan | ClientOutdated | ConnectFailure | Disconnected | KeepAliveTimeout
-    | KeepAliveRestored | ConnectError | ClientCrashed
+    QRCode
+    | PairingWindowClosed
+    | PairSuccess
+    | PairError
+    | Connected
+    | LoggedOut
+    | StreamReplaced
+    | TemporaryBan
+    | ClientOutdated
+    | ConnectFailure
+    | Disconnected
+    | KeepAliveTimeout
+    | KeepAliveRestored
+    | ConnectError
+    | ClientCrashed
 )
 EventHandler = Callable[[BackendEvent], Awaitable[None]]
 
@@ -148,8 +160,9 @@ class Backend(abc.ABC):
         """Called once by the worker when it stops."""
 
     @abc.abstractmethod
-    def create_client(self, *, client_uuid: str, device_jid: str | None,
-                      on_event: EventHandler) -> BackendClient:
+    def create_client(
+        self, *, client_uuid: str, device_jid: str | None, on_event: EventHandler
+    ) -> BackendClient:
         """`device_jid` None means a new link (a fresh device); otherwise resume that device."""
 
     @abc.abstractmethod

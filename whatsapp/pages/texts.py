@@ -57,8 +57,10 @@ ERROR_TEXTS: dict[str, ErrorText] = {
     ),
     "INVALID_PHONE": ErrorText(
         _("This phone number does not look right."),
-        _("Type the full number with the country code, for example +7 900 123-45-67 or "
-          "+1 415 555 2671."),
+        _(
+            "Type the full number with the country code, for example +7 900 123-45-67 or "
+            "+1 415 555 2671."
+        ),
         offer="",
     ),
     "NOT_AUTHENTICATED": ErrorText(
@@ -141,8 +143,10 @@ ERROR_TEXTS: dict[str, ErrorText] = {
     ),
     "TEMPORARILY_BANNED": ErrorText(
         _("WhatsApp has temporarily blocked this account from linked devices."),
-        _("Wait until the block ends (often a few hours), then ask your administrator to "
-          "reconnect."),
+        _(
+            "Wait until the block ends (often a few hours), then ask your administrator to "
+            "reconnect."
+        ),
         _("Wait {wait} until the block ends, then ask your administrator to reconnect."),
         offer="",
     ),
@@ -153,8 +157,10 @@ ERROR_TEXTS: dict[str, ErrorText] = {
     ),
     "CONNECT_FAILURE": ErrorText(
         _("Could not connect to WhatsApp."),
-        _("Wait a few minutes and try again. If it keeps failing, ask your administrator to "
-          "reset the link."),
+        _(
+            "Wait a few minutes and try again. If it keeps failing, ask your administrator to "
+            "reset the link."
+        ),
     ),
     "CANCELLED": ErrorText(
         _("The linking attempt was cancelled."),

@@ -64,8 +64,13 @@ def with_lang_param(view: Callable) -> Callable:
             response = view(request, *args, **kwargs)
             if hasattr(response, "render") and not response.is_rendered:
                 response.render()
-        response.set_cookie(settings.LANGUAGE_COOKIE_NAME, lang, max_age=365 * 86400,
-                            samesite="Lax", secure=settings.SESSION_COOKIE_SECURE)
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            lang,
+            max_age=365 * 86400,
+            samesite="Lax",
+            secure=settings.SESSION_COOKIE_SECURE,
+        )
         response.headers["Content-Language"] = lang
         return response
 
@@ -94,7 +99,6 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "pages/home.html")
 
 
-
 @require_safe
 @with_lang_param
 def pair_page(request: HttpRequest, link_token: str) -> HttpResponse:
@@ -112,14 +116,18 @@ def pair_page(request: HttpRequest, link_token: str) -> HttpResponse:
         snapshot=snapshot,
         sandbox_phone_url="/api/v1/sandbox/phone/link/",
     )
-    response = render(request, "pages/pair.html", {
-        "company": link.company,
-        "snapshot": snapshot,
-        "status_label": texts.status_label(snapshot["status"]),
-        "status_sentence": texts.STATUS_SENTENCES.get(snapshot["status"], ""),
-        "link_expires_at": link.expires_at,
-        "page_config": config,
-    })
+    response = render(
+        request,
+        "pages/pair.html",
+        {
+            "company": link.company,
+            "snapshot": snapshot,
+            "status_label": texts.status_label(snapshot["status"]),
+            "status_sentence": texts.STATUS_SENTENCES.get(snapshot["status"], ""),
+            "link_expires_at": link.expires_at,
+            "page_config": config,
+        },
+    )
     # The token is a credential for this company's linking: keep it out of Referer headers sent
     # to other sites ("no-referrer" would also make the browser send `Origin: null` on our own
     # forms, which the CSRF check rejects).
@@ -141,11 +149,16 @@ def _link_invalid(request: HttpRequest, reason: str) -> HttpResponse:
     }
     # 410 Gone for links that existed; 404 for anything we cannot read at all.
     status = 404 if reason == "invalid" else 410
-    return render(request, "pages/link_invalid.html", {
-        "reason": reason,
-        "title": titles.get(reason, titles["invalid"]),
-        "explanation": explanations.get(reason, explanations["invalid"]),
-    }, status=status)
+    return render(
+        request,
+        "pages/link_invalid.html",
+        {
+            "reason": reason,
+            "title": titles.get(reason, titles["invalid"]),
+            "explanation": explanations.get(reason, explanations["invalid"]),
+        },
+        status=status,
+    )
 
 
 # --- staff console ---------------------------------------------------------------------------
@@ -157,7 +170,8 @@ def _console_companies(request: HttpRequest):
     status = request.GET.get("status", "")
     if query:
         companies = companies.filter(
-            Q(name__icontains=query) | Q(slug__icontains=query)
+            Q(name__icontains=query)
+            | Q(slug__icontains=query)
             | Q(session__linked_phone__icontains=query)
         )
     if status in SessionStatus.values:
@@ -174,14 +188,17 @@ def _console_companies(request: HttpRequest):
     for company in page.object_list:
         session = getattr(company, "session", None)
         code = session.status if session else SessionStatus.DISCONNECTED
-        rows.append({
-            "company": company,
-            "session": session,
-            "status": code,
-            "status_label": texts.status_label(code),
-            "error": texts.error_sentence(session.last_error_code)
-            if session and session.last_error_code else "",
-        })
+        rows.append(
+            {
+                "company": company,
+                "session": session,
+                "status": code,
+                "status_label": texts.status_label(code),
+                "error": texts.error_sentence(session.last_error_code)
+                if session and session.last_error_code
+                else "",
+            }
+        )
     return {"rows": rows, "page": page, "query": query, "status": status}
 
 
@@ -207,30 +224,42 @@ def console_company(request: HttpRequest, slug: str) -> HttpResponse:
     new_link = request.session.pop("console_new_link", None)
     if new_link and new_link.get("slug") != company.slug:
         new_link = None
-    attempts = list(PairingAttempt.objects.filter(company=company).order_by("-started_at", "-id")[:50])
+    attempts = list(
+        PairingAttempt.objects.filter(company=company).order_by("-started_at", "-id")[:50]
+    )
     for attempt in attempts:
         attempt.method_label = METHOD_LABELS.get(attempt.method, attempt.method)
-    config = _page_config(ws_path=f"/ws/v1/companies/{company.slug}/", request=request,
-                          mode="console", snapshot=snapshot)
-    return render(request, "console/company.html", {
-        "company": company,
-        "session": session,
-        "snapshot": snapshot,
-        "status_label": texts.status_label(snapshot["status"]),
-        "status_sentence": texts.STATUS_SENTENCES.get(snapshot["status"], ""),
-        "last_error": texts.error_sentence(session.last_error_code)
-        if session.last_error_code else "",
-        "attempts": attempts,
-        "new_link": new_link,
-        "link_lifetimes": LINK_LIFETIMES,
-        "page_config": config,
-    })
+    config = _page_config(
+        ws_path=f"/ws/v1/companies/{company.slug}/",
+        request=request,
+        mode="console",
+        snapshot=snapshot,
+    )
+    return render(
+        request,
+        "console/company.html",
+        {
+            "company": company,
+            "session": session,
+            "snapshot": snapshot,
+            "status_label": texts.status_label(snapshot["status"]),
+            "status_sentence": texts.STATUS_SENTENCES.get(snapshot["status"], ""),
+            "last_error": texts.error_sentence(session.last_error_code)
+            if session.last_error_code
+            else "",
+            "attempts": attempts,
+            "new_link": new_link,
+            "link_lifetimes": LINK_LIFETIMES,
+            "page_config": config,
+        },
+    )
 
 
 def _service_error(request: HttpRequest, error: ServiceError) -> None:
     retry_after = error.retry_after or (error.details or {}).get("retry_after")
-    messages.error(request, f"{texts.error_sentence(error.code, retry_after)} ({error.code}: "
-                            f"{error.message})")
+    messages.error(
+        request, f"{texts.error_sentence(error.code, retry_after)} ({error.code}: {error.message})"
+    )
 
 
 def _console_action(view: Callable) -> Callable:
@@ -254,24 +283,36 @@ def _console_action(view: Callable) -> Callable:
 @_console_action
 def console_start(request: HttpRequest, company: Company, actor: Actor) -> None:
     session = session_start(company=company, actor=actor)
-    messages.success(request, _("Linking started: status is now “%(status)s”.")
-                     % {"status": texts.status_label(session.status)})
+    messages.success(
+        request,
+        _("Linking started: status is now “%(status)s”.")
+        % {"status": texts.status_label(session.status)},
+    )
 
 
 @_console_action
 def console_pairing_code(request: HttpRequest, company: Company, actor: Actor) -> None:
-    code = pairing_code_request(company=company, phone_number=request.POST.get("phone_number", ""),
-                                actor=actor, replace_existing=bool(request.POST.get("replace_existing")))
-    messages.success(request, _("Pairing code %(code)s for %(phone)s, valid for %(seconds)s s.")
-                     % {"code": code.pairing_code, "phone": code.phone_number,
-                        "seconds": code.expires_in})
+    code = pairing_code_request(
+        company=company,
+        phone_number=request.POST.get("phone_number", ""),
+        actor=actor,
+        replace_existing=bool(request.POST.get("replace_existing")),
+    )
+    messages.success(
+        request,
+        _("Pairing code %(code)s for %(phone)s, valid for %(seconds)s s.")
+        % {"code": code.pairing_code, "phone": code.phone_number, "seconds": code.expires_in},
+    )
 
 
 @_console_action
 def console_reconnect(request: HttpRequest, company: Company, actor: Actor) -> None:
     session = session_reconnect(company=company, actor=actor)
-    messages.success(request, _("Reconnect requested: status is now “%(status)s”.")
-                     % {"status": texts.status_label(session.status)})
+    messages.success(
+        request,
+        _("Reconnect requested: status is now “%(status)s”.")
+        % {"status": texts.status_label(session.status)},
+    )
 
 
 @_console_action
@@ -282,10 +323,13 @@ def console_pairing_link(request: HttpRequest, company: Company, actor: Actor) -
         expires_in = settings.PAIRING_LINK_TTL
     link = link_create_service(company=company, actor=actor, expires_in=expires_in)
     request.session["console_new_link"] = {
-        "slug": company.slug, "url": link.url, "expires_at": link.expires_at.isoformat(),
+        "slug": company.slug,
+        "url": link.url,
+        "expires_at": link.expires_at.isoformat(),
     }
-    messages.success(request, _("Pairing link created. Send it to the person who will link "
-                                "the phone."))
+    messages.success(
+        request, _("Pairing link created. Send it to the person who will link the phone.")
+    )
 
 
 @staff_member_required
@@ -299,12 +343,18 @@ def console_reset(request: HttpRequest, slug: str) -> HttpResponse:
         except ServiceError as error:
             _service_error(request, error)
         else:
-            messages.success(request, _("WhatsApp credentials of %(company)s were removed.")
-                             % {"company": company.name})
+            messages.success(
+                request,
+                _("WhatsApp credentials of %(company)s were removed.") % {"company": company.name},
+            )
         return redirect("console-company", slug=company.slug)
     session = session_get(company)
-    return render(request, "console/reset_confirm.html", {
-        "company": company,
-        "session": session,
-        "credentials": credentials_status(company),
-    })
+    return render(
+        request,
+        "console/reset_confirm.html",
+        {
+            "company": company,
+            "session": session,
+            "credentials": credentials_status(company),
+        },
+    )

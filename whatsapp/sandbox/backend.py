@@ -51,8 +51,13 @@ logger = logging.getLogger(__name__)
 class SandboxBackend(Backend):
     name = "sandbox"
 
-    def __init__(self, *, speed: float | None = None, poll_interval: float = 0.15,
-                 linked_poll_interval: float = 0.5) -> None:
+    def __init__(
+        self,
+        *,
+        speed: float | None = None,
+        poll_interval: float = 0.15,
+        linked_poll_interval: float = 0.5,
+    ) -> None:
         self.speed = float(settings.WHATSAPP_SANDBOX_SPEED if speed is None else speed)
         if self.speed <= 0:
             raise ValueError("speed must be positive")
@@ -70,10 +75,12 @@ class SandboxBackend(Backend):
             await client.disconnect()
         await self.database.close()
 
-    def create_client(self, *, client_uuid: str, device_jid: str | None,
-                      on_event: EventHandler) -> SandboxClient:
-        client = SandboxClient(self, client_uuid=client_uuid, device_jid=device_jid,
-                               on_event=on_event)
+    def create_client(
+        self, *, client_uuid: str, device_jid: str | None, on_event: EventHandler
+    ) -> SandboxClient:
+        client = SandboxClient(
+            self, client_uuid=client_uuid, device_jid=device_jid, on_event=on_event
+        )
         self._clients.add(client)
         return client
 
@@ -86,8 +93,14 @@ class SandboxBackend(Backend):
 
 
 class SandboxClient(BackendClient):
-    def __init__(self, backend: SandboxBackend, *, client_uuid: str, device_jid: str | None,
-                 on_event: EventHandler) -> None:
+    def __init__(
+        self,
+        backend: SandboxBackend,
+        *,
+        client_uuid: str,
+        device_jid: str | None,
+        on_event: EventHandler,
+    ) -> None:
         self._backend = backend
         self._db = backend.database.run
         self.client_uuid = client_uuid
@@ -133,8 +146,12 @@ class SandboxClient(BackendClient):
             raise OperationTimeout("info query timed out")
         code = rules.pairing_code_new()
         outcome = await self._db(
-            _code_request, window_id=window_id, client_uuid=self.client_uuid, digits=digits,
-            code=code, window_seconds=self._backend.seconds(rules.CODE_REQUEST_WINDOW),
+            _code_request,
+            window_id=window_id,
+            client_uuid=self.client_uuid,
+            digits=digits,
+            code=code,
+            window_seconds=self._backend.seconds(rules.CODE_REQUEST_WINDOW),
         )
         if outcome == "rate_overlimit":
             raise self._rate_overlimit()
@@ -193,13 +210,18 @@ class SandboxClient(BackendClient):
         for index in range(rules.REF_COUNT):
             # Computed from the window start so rotations do not drift with polling delays.
             expires_at = started + self._delta(rules.ref_expires_after(index))
-            qr = rules.qr_new(rules.qr_ref_new(), noise_public=self._noise_public,
-                              identity_public=self._identity_public, adv_secret=adv_secret)
+            qr = rules.qr_new(
+                rules.qr_ref_new(),
+                noise_public=self._noise_public,
+                identity_public=self._identity_public,
+                adv_secret=adv_secret,
+            )
             # Stored before it is shown, so a phone can scan it the moment it appears.
             await self._db(_window_show_qr, self._window_id, qr, expires_at, index + 1)
             self._qr_seen = True
-            await self._emit(QRCode(code=qr, index=index, expires_at=expires_at,
-                                    window_expires_at=window_end))
+            await self._emit(
+                QRCode(code=qr, index=index, expires_at=expires_at, window_expires_at=window_end)
+            )
             linked = await self._watch_window(expires_at)
             if linked is not None:
                 return await self._paired(*linked)
@@ -232,8 +254,13 @@ class SandboxClient(BackendClient):
         while True:
             await asyncio.sleep(self._backend.seconds(rules.DIAL))
             self._token = secrets.token_hex(8)
-            state = await self._db(_device_connect, self.client_uuid, self.jid, self._token,
-                                   self._backend.seconds(rules.BAN_SECONDS))
+            state = await self._db(
+                _device_connect,
+                self.client_uuid,
+                self.jid,
+                self._token,
+                self._backend.seconds(rules.BAN_SECONDS),
+            )
             if state.refusal is not None:
                 self._token = ""
                 return state.refusal
@@ -279,8 +306,11 @@ class SandboxClient(BackendClient):
             await self._on_event(event)
         except Exception:
             # A bug in the handler must not kill the simulated connection.
-            logger.exception("sandbox client %s: event handler failed on %s",
-                             self.client_uuid, type(event).__name__)
+            logger.exception(
+                "sandbox client %s: event handler failed on %s",
+                self.client_uuid,
+                type(event).__name__,
+            )
 
     def _rate_overlimit(self) -> RateLimited:
         return RateLimited(
@@ -370,9 +400,11 @@ def _window_show_qr(window_id: int, qr: str, expires_at: datetime, refs_issued: 
 
 
 def _window_linked(window_id: int) -> tuple[str, str] | None:
-    row = LoginWindow.objects.filter(pk=window_id).values_list(
-        "state", "linked_jid", "linked_phone"
-    ).first()
+    row = (
+        LoginWindow.objects.filter(pk=window_id)
+        .values_list("state", "linked_jid", "linked_phone")
+        .first()
+    )
     if row is None or row[0] != LoginWindow.State.LINKED:
         return None
     return row[1], row[2]
@@ -387,8 +419,9 @@ def _window_close(window_id: int) -> tuple[str, str] | None:
 
 
 @transaction.atomic
-def _code_request(*, window_id: int, client_uuid: str, digits: str, code: str,
-                  window_seconds: float) -> str:
+def _code_request(
+    *, window_id: int, client_uuid: str, digits: str, code: str, window_seconds: float
+) -> str:
     now = timezone.now()
     since = now - timedelta(seconds=window_seconds)
     # Older requests can no longer count towards any limit.
@@ -411,17 +444,20 @@ def _code_request(*, window_id: int, client_uuid: str, digits: str, code: str,
 def _device_connect(client_uuid: str, jid: str, token: str, ban_seconds: float) -> _ConnectState:
     device = Device.objects.filter(client_uuid=client_uuid, jid=jid).first()
     if device is None:
-        return _ConnectState(refusal=LoggedOut(
-            reason="this device is not linked any more (removed from the phone)", on_connect=True
-        ))
+        return _ConnectState(
+            refusal=LoggedOut(
+                reason="this device is not linked any more (removed from the phone)",
+                on_connect=True,
+            )
+        )
     magic = rules.magic(device.phone)
     now = timezone.now()
     if device.banned_until is not None and device.banned_until > now:
         return _ConnectState(refusal=_temporary_ban(device.banned_until))
     if magic == rules.BANNED:
-        return _ConnectState(refusal=TemporaryBan(
-            code=rules.BAN_CODE, expire_seconds=max(1, round(ban_seconds))
-        ))
+        return _ConnectState(
+            refusal=TemporaryBan(code=rules.BAN_CODE, expire_seconds=max(1, round(ban_seconds)))
+        )
     if magic == rules.OUTDATED:
         return _ConnectState(refusal=ClientOutdated())
     # Taking the token over is what tells an older connection with these keys to stop.
@@ -430,9 +466,11 @@ def _device_connect(client_uuid: str, jid: str, token: str, ban_seconds: float) 
 
 
 def _device_row(jid: str) -> tuple[str, int, datetime | None] | None:
-    return Device.objects.filter(jid=jid).values_list(
-        "connection_token", "drops", "banned_until"
-    ).first()
+    return (
+        Device.objects.filter(jid=jid)
+        .values_list("connection_token", "drops", "banned_until")
+        .first()
+    )
 
 
 def _device_release(jid: str, token: str) -> None:

@@ -85,7 +85,9 @@ def link_with_qr(phone_number: str, qr: str) -> LinkedDevice:
     for window in candidates:
         if ref and rules.qr_ref(window.current_qr) == ref:
             return _link(window, digits)
-    raise SandboxPhoneError("this QR code is not valid (expired, replaced by a newer one, or unknown)")
+    raise SandboxPhoneError(
+        "this QR code is not valid (expired, replaced by a newer one, or unknown)"
+    )
 
 
 def unlink(phone_number: str, *, jid: str | None = None) -> list[str]:

@@ -90,7 +90,7 @@ def qr_ref(qr: str) -> str:
     """The ref inside a QR string (with or without the wa.me prefix)."""
     value = qr.strip()
     if value.startswith(QR_PREFIX):
-        value = value[len(QR_PREFIX):]
+        value = value[len(QR_PREFIX) :]
     return value.split(",", 1)[0]
 
 
@@ -119,7 +119,11 @@ def phone_digits(phone_number: str) -> str:
 def magic(digits: str) -> str:
     """The magic suffix of a number ("" for an ordinary one)."""
     suffix = digits[-4:]
-    return suffix if suffix in (NOT_ON_WHATSAPP, RATE_OVERLIMIT, INFO_QUERY_HANGS, BANNED, OUTDATED) else ""
+    return (
+        suffix
+        if suffix in (NOT_ON_WHATSAPP, RATE_OVERLIMIT, INFO_QUERY_HANGS, BANNED, OUTDATED)
+        else ""
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -25,8 +25,12 @@ class Actor:
 
     @classmethod
     def for_api_key(cls, api_key) -> Actor:
-        return cls(kind="api_key", label=f"api_key:{api_key.prefix}", api_key=api_key,
-                   company_id=api_key.company_id)
+        return cls(
+            kind="api_key",
+            label=f"api_key:{api_key.prefix}",
+            api_key=api_key,
+            company_id=api_key.company_id,
+        )
 
     @classmethod
     def for_link(cls, *, company_id: int, link_id: str) -> Actor:

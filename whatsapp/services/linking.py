@@ -96,8 +96,12 @@ def _stop_client(session: WhatsAppSession, *, timeout: float = CLEANUP_TIMEOUT) 
     try:
         get_bus().request(company_id=session.company_id, op="stop", args={}, timeout=timeout)
     except (WorkerUnavailable, OperationTimeout) as error:
-        logger.warning("could not stop the client of company %s now (%s); the worker will stop "
-                       "it on its next pass", session.company_id, error.code)
+        logger.warning(
+            "could not stop the client of company %s now (%s); the worker will stop "
+            "it on its next pass",
+            session.company_id,
+            error.code,
+        )
 
 
 def _min_code_lifetime() -> timedelta:
@@ -121,7 +125,8 @@ def _cooldown_check(phone: str) -> None:
 def _cooldown_start(phone: str, reason: str) -> int:
     seconds = settings.WHATSAPP_RATE_LIMIT_COOLDOWN
     PhoneCooldown.objects.update_or_create(
-        phone=phone, defaults={"until": timezone.now() + timedelta(seconds=seconds), "reason": reason[:200]}
+        phone=phone,
+        defaults={"until": timezone.now() + timedelta(seconds=seconds), "reason": reason[:200]},
     )
     return seconds
 
@@ -132,7 +137,9 @@ def _cap_check(phone: str) -> None:
     recent = list(
         PairingAttempt.objects.filter(
             method=AttemptMethod.CODE, phone=phone, reached_whatsapp=True, started_at__gte=since
-        ).order_by("started_at").values_list("started_at", flat=True)[: settings.WHATSAPP_PAIRING_CODE_CAP]
+        )
+        .order_by("started_at")
+        .values_list("started_at", flat=True)[: settings.WHATSAPP_PAIRING_CODE_CAP]
     )
     if len(recent) >= settings.WHATSAPP_PAIRING_CODE_CAP:
         seconds = max(1, math.ceil((recent[0] + window - timezone.now()).total_seconds()))
@@ -140,8 +147,11 @@ def _cap_check(phone: str) -> None:
             f"Too many pairing codes were requested for this number. Try again in {_human(seconds)}, "
             "or link with the QR code instead.",
             retry_after=seconds,
-            details={"retry_after": seconds, "reason": "pairing_code_cap",
-                     "cap": settings.WHATSAPP_PAIRING_CODE_CAP},
+            details={
+                "retry_after": seconds,
+                "reason": "pairing_code_cap",
+                "cap": settings.WHATSAPP_PAIRING_CODE_CAP,
+            },
         )
 
 
@@ -156,25 +166,34 @@ def _human(seconds: int) -> str:
 
 def _fail_linking(session: WhatsAppSession, attempt_id: int, error: ServiceError) -> None:
     """A linking request failed: end the attempt and say so on the session, honestly."""
-    attempt_finish(attempt_id, outcome=AttemptOutcome.FAILED, error_code=error.code,
-                   note=error.message)
+    attempt_finish(
+        attempt_id, outcome=AttemptOutcome.FAILED, error_code=error.code, note=error.message
+    )
     _stop_client(session)
     session.refresh_from_db()
-    session_write(session, status=SessionStatus.DISCONNECTED, wants_running=False,
-                  last_error_code=error.code, last_error_message=error.message[:500],
-                  **PAIRING_FIELDS_CLEARED)
+    session_write(
+        session,
+        status=SessionStatus.DISCONNECTED,
+        wants_running=False,
+        last_error_code=error.code,
+        last_error_message=error.message[:500],
+        **PAIRING_FIELDS_CLEARED,
+    )
     publish_status(session, events.error_event(error))
 
 
-def _clear_for_new_link(session: WhatsAppSession, *, phone: str | None, actor: Actor,
-                        replace_existing: bool) -> None:
+def _clear_for_new_link(
+    session: WhatsAppSession, *, phone: str | None, actor: Actor, replace_existing: bool
+) -> None:
     """The stored-credentials rule of SPEC section 4 (the seeds/000 bug)."""
     if session.is_live and session.has_credentials:
         if phone is not None and session.linked_phone == phone:
             raise AlreadyConnected(details={"phone_number": phone})
         if replace_existing and not actor.may_reset:
-            raise PermissionDenied("A pairing link cannot replace a live WhatsApp link; ask your "
-                                   "administrator to reset it.")
+            raise PermissionDenied(
+                "A pairing link cannot replace a live WhatsApp link; ask your "
+                "administrator to reset it."
+            )
         if not replace_existing:
             masked = mask_phone(session.linked_phone)
             raise CredentialsConflict(
@@ -183,14 +202,22 @@ def _clear_for_new_link(session: WhatsAppSession, *, phone: str | None, actor: A
                 details={"stored_phone": masked},
             )
         _stop_client(session)
-        credentials_clear(session=session, backend=backend(), actor_label=actor.label,
-                          reason=f"replaced by a link for {mask_phone(phone)}")
+        credentials_clear(
+            session=session,
+            backend=backend(),
+            actor_label=actor.label,
+            reason=f"replaced by a link for {mask_phone(phone)}",
+        )
         publish_status(session, events.credentials_reset_event())
         return
     if session.has_credentials:
         _stop_client(session)
-        credentials_clear(session=session, backend=backend(), actor_label=actor.label,
-                          reason=f"stale credentials (status {session.status}) cleaned before a new link")
+        credentials_clear(
+            session=session,
+            backend=backend(),
+            actor_label=actor.label,
+            reason=f"stale credentials (status {session.status}) cleaned before a new link",
+        )
         publish_status(session, events.credentials_reset_event())
 
 
@@ -211,13 +238,22 @@ def session_start(*, company: Company, actor: Actor, via_socket: bool = False) -
         attempt = PairingAttempt.objects.create(
             company=company, method=AttemptMethod.QR, started_by=actor.label, via_socket=via_socket
         )
-        session_write(session, status=SessionStatus.CONNECTING, wants_running=True,
-                      last_error_code="", last_error_message="",
-                      **{**PAIRING_FIELDS_CLEARED, "current_attempt": attempt})
+        session_write(
+            session,
+            status=SessionStatus.CONNECTING,
+            wants_running=True,
+            last_error_code="",
+            last_error_message="",
+            **{**PAIRING_FIELDS_CLEARED, "current_attempt": attempt},
+        )
         publish_status(session)
         try:
-            get_bus().request(company_id=company.pk, op="start", args={"attempt_id": attempt.pk},
-                              timeout=remaining(deadline))
+            get_bus().request(
+                company_id=company.pk,
+                op="start",
+                args={"attempt_id": attempt.pk},
+                timeout=remaining(deadline),
+            )
         except ServiceError as error:
             _fail_linking(session, attempt.pk, error)
             raise
@@ -225,8 +261,14 @@ def session_start(*, company: Company, actor: Actor, via_socket: bool = False) -
     return session
 
 
-def pairing_code_request(*, company: Company, phone_number: object, actor: Actor,
-                         replace_existing: bool = False, via_socket: bool = False) -> PairingCode:
+def pairing_code_request(
+    *,
+    company: Company,
+    phone_number: object,
+    actor: Actor,
+    replace_existing: bool = False,
+    via_socket: bool = False,
+) -> PairingCode:
     """Get a pairing code for `phone_number`; repeats inside a live window get the same code."""
     phone = phone_parse(phone_number)
     _cooldown_check(phone)
@@ -235,30 +277,57 @@ def pairing_code_request(*, company: Company, phone_number: object, actor: Actor
     with company_lock(session_id=session.pk, deadline=deadline):
         session.refresh_from_db()
         _clear_for_new_link(session, phone=phone, actor=actor, replace_existing=replace_existing)
-        if (session.status == SessionStatus.CODE_READY and session.pairing_phone == phone
-                and session.pairing_code and session.pairing_expires_at
-                and session.pairing_expires_at > timezone.now() + _min_code_lifetime()):
-            return PairingCode(session.pairing_code, phone, session.pairing_expires_at,
-                               session.current_attempt_id, reused=True)
+        if (
+            session.status == SessionStatus.CODE_READY
+            and session.pairing_phone == phone
+            and session.pairing_code
+            and session.pairing_expires_at
+            and session.pairing_expires_at > timezone.now() + _min_code_lifetime()
+        ):
+            return PairingCode(
+                session.pairing_code,
+                phone,
+                session.pairing_expires_at,
+                session.current_attempt_id,
+                reused=True,
+            )
         _cap_check(phone)
         if session.current_attempt_id:
-            attempt_finish(session.current_attempt_id, outcome=AttemptOutcome.SUPERSEDED,
-                           note=f"superseded by a code request for {mask_phone(phone)}")
+            attempt_finish(
+                session.current_attempt_id,
+                outcome=AttemptOutcome.SUPERSEDED,
+                note=f"superseded by a code request for {mask_phone(phone)}",
+            )
         attempt = PairingAttempt.objects.create(
-            company=company, method=AttemptMethod.CODE, phone=phone, started_by=actor.label,
+            company=company,
+            method=AttemptMethod.CODE,
+            phone=phone,
+            started_by=actor.label,
             via_socket=via_socket,
         )
         keep_window = session.is_pairing and session.wants_running
-        session_write(session, wants_running=True, last_error_code="", last_error_message="",
-                      current_attempt=attempt, pairing_code="", pairing_phone="",
-                      pairing_expires_at=None,
-                      **({} if keep_window else {"status": SessionStatus.CONNECTING}))
+        session_write(
+            session,
+            wants_running=True,
+            last_error_code="",
+            last_error_message="",
+            current_attempt=attempt,
+            pairing_code="",
+            pairing_phone="",
+            pairing_expires_at=None,
+            **({} if keep_window else {"status": SessionStatus.CONNECTING}),
+        )
         if not keep_window:
             publish_status(session)
         try:
             reply = get_bus().request(
-                company_id=company.pk, op="pairing_code",
-                args={"phone": phone, "phone_digits": phone_digits(phone), "attempt_id": attempt.pk},
+                company_id=company.pk,
+                op="pairing_code",
+                args={
+                    "phone": phone,
+                    "phone_digits": phone_digits(phone),
+                    "attempt_id": attempt.pk,
+                },
                 timeout=remaining(deadline),
             )
         except RateLimited as error:
@@ -266,7 +335,8 @@ def pairing_code_request(*, company: Company, phone_number: object, actor: Actor
             limited = RateLimited(
                 "WhatsApp refused more pairing codes for this number for now. Try again in "
                 f"{_human(seconds)}, or link with the QR code instead.",
-                retry_after=seconds, details={"retry_after": seconds, "reason": "whatsapp_rate_limit"},
+                retry_after=seconds,
+                details={"retry_after": seconds, "reason": "whatsapp_rate_limit"},
             )
             _fail_linking(session, attempt.pk, limited)
             raise limited from None
@@ -274,8 +344,12 @@ def pairing_code_request(*, company: Company, phone_number: object, actor: Actor
             _fail_linking(session, attempt.pk, error)
             raise
     expires_at = datetime.fromisoformat(reply["expires_at"])
-    logger.info("pairing code issued for company %s, phone %s, by %s", company.pk,
-                mask_phone(phone), actor.label)
+    logger.info(
+        "pairing code issued for company %s, phone %s, by %s",
+        company.pk,
+        mask_phone(phone),
+        actor.label,
+    )
     return PairingCode(reply["pairing_code"], phone, expires_at, attempt.pk, reused=False)
 
 
@@ -287,12 +361,18 @@ def session_reconnect(*, company: Company, actor: Actor) -> WhatsAppSession:
         session.refresh_from_db()
         if not session.has_credentials:
             raise NoCredentials()
-        session_write(session, status=SessionStatus.RECONNECTING, wants_running=True,
-                      last_error_code="", last_error_message="")
+        session_write(
+            session,
+            status=SessionStatus.RECONNECTING,
+            wants_running=True,
+            last_error_code="",
+            last_error_message="",
+        )
         publish_status(session)
         audit_record(company=company, action=AuditAction.RECONNECT, actor=actor)
-        get_bus().request(company_id=company.pk, op="reconnect", args={},
-                          timeout=remaining(deadline))
+        get_bus().request(
+            company_id=company.pk, op="reconnect", args={}, timeout=remaining(deadline)
+        )
         logger.info("reconnect of company %s asked by %s", company.pk, actor.label)
     session.refresh_from_db()
     return session
@@ -309,19 +389,37 @@ def session_logout(*, company: Company, actor: Actor) -> dict:
         session.refresh_from_db()
         if session.wants_running or session.owner:
             try:
-                reply = get_bus().request(company_id=company.pk, op="logout", args={},
-                                          timeout=min(remaining(deadline), 10.0))
+                reply = get_bus().request(
+                    company_id=company.pk,
+                    op="logout",
+                    args={},
+                    timeout=min(remaining(deadline), 10.0),
+                )
                 unlinked_on_whatsapp = bool(reply.get("unlinked"))
-            except (WorkerUnavailable, OperationTimeout, WhatsAppUnavailable, ConnectionClosed) as error:
-                logger.warning("logout of company %s could not reach WhatsApp (%s); deleting the "
-                               "credentials here", company.pk, error.code)
+            except (
+                WorkerUnavailable,
+                OperationTimeout,
+                WhatsAppUnavailable,
+                ConnectionClosed,
+            ) as error:
+                logger.warning(
+                    "logout of company %s could not reach WhatsApp (%s); deleting the "
+                    "credentials here",
+                    company.pk,
+                    error.code,
+                )
             session.refresh_from_db()
             session_write(session, wants_running=False)
         had_credentials = session.has_credentials
-        audit_record(company=company, action=AuditAction.LOGOUT, actor=actor,
-                     detail=f"unlinked on WhatsApp: {'yes' if unlinked_on_whatsapp else 'no'}")
-        credentials_clear(session=session, backend=backend(), actor_label=actor.label,
-                          reason="logout")
+        audit_record(
+            company=company,
+            action=AuditAction.LOGOUT,
+            actor=actor,
+            detail=f"unlinked on WhatsApp: {'yes' if unlinked_on_whatsapp else 'no'}",
+        )
+        credentials_clear(
+            session=session, backend=backend(), actor_label=actor.label, reason="logout"
+        )
         publish_status(session, events.disconnected_event("LOGGED_OUT"))
     return {"had_credentials": had_credentials, "unlinked_on_whatsapp": unlinked_on_whatsapp}
 
@@ -336,8 +434,9 @@ def credentials_reset(*, company: Company, actor: Actor) -> PairingAttempt:
         session.refresh_from_db()
         _stop_client(session, timeout=min(remaining(deadline), 10.0))
         session.refresh_from_db()
-        audit = credentials_clear(session=session, backend=backend(), actor_label=actor.label,
-                                  reason="reset")
+        audit = credentials_clear(
+            session=session, backend=backend(), actor_label=actor.label, reason="reset"
+        )
         publish_status(session, events.credentials_reset_event())
     return audit
 
@@ -352,7 +451,11 @@ def attempt_cancel(*, company: Company, attempt_id: int, reason: str) -> bool:
         attempt_finish(attempt_id, outcome=AttemptOutcome.CANCELLED, note=reason)
         _stop_client(session)
         session.refresh_from_db()
-        session_write(session, status=SessionStatus.DISCONNECTED, wants_running=False,
-                      **PAIRING_FIELDS_CLEARED)
+        session_write(
+            session,
+            status=SessionStatus.DISCONNECTED,
+            wants_running=False,
+            **PAIRING_FIELDS_CLEARED,
+        )
         publish_status(session, events.disconnected_event("CANCELLED"))
     return True

@@ -46,24 +46,41 @@ def _signer(company: Company) -> signing.Signer:
     return signing.Signer(salt=f"{SALT}:{company.link_secret}")
 
 
-def pairing_link_create(*, company: Company, actor: Actor, expires_in: int | None = None) -> PairingLink:
+def pairing_link_create(
+    *, company: Company, actor: Actor, expires_in: int | None = None
+) -> PairingLink:
     if not actor.may_reset:
         raise PermissionDenied("A pairing link cannot create other links.")
     lifetime = settings.PAIRING_LINK_TTL if expires_in is None else expires_in
-    if not isinstance(lifetime, int) or isinstance(lifetime, bool) or not 60 <= lifetime <= 30 * 86400:
-        raise ValidationFailed("expires_in must be a whole number of seconds from 60 to 2592000.",
-                               details={"expires_in": ["Must be between 60 and 2592000."]})
+    if (
+        not isinstance(lifetime, int)
+        or isinstance(lifetime, bool)
+        or not 60 <= lifetime <= 30 * 86400
+    ):
+        raise ValidationFailed(
+            "expires_in must be a whole number of seconds from 60 to 2592000.",
+            details={"expires_in": ["Must be between 60 and 2592000."]},
+        )
     expires = int(time.time()) + lifetime
     link_id = secrets.token_urlsafe(6)
     body = signing.b64_encode(f"{company.pk}:{link_id}:{expires}".encode()).decode()
     token = _signer(company).sign(body)
     path = reverse("pair-page", kwargs={"link_token": token})
-    audit_record(company=company, action=AuditAction.LINK_CREATED, actor=actor,
-                 detail=f"link {link_id}, valid {lifetime} s")
+    audit_record(
+        company=company,
+        action=AuditAction.LINK_CREATED,
+        actor=actor,
+        detail=f"link {link_id}, valid {lifetime} s",
+    )
     logger.info("pairing link %s for company %s created by %s", link_id, company.pk, actor.label)
 
-    return PairingLink(token=token, url=f"{settings.PUBLIC_BASE_URL}{path}", company=company,
-                       link_id=link_id, expires_at=datetime.fromtimestamp(expires, tz=UTC))
+    return PairingLink(
+        token=token,
+        url=f"{settings.PUBLIC_BASE_URL}{path}",
+        company=company,
+        link_id=link_id,
+        expires_at=datetime.fromtimestamp(expires, tz=UTC),
+    )
 
 
 def pairing_links_revoke(*, company: Company, actor: Actor) -> None:
@@ -93,5 +110,10 @@ def pairing_link_resolve(token: str) -> PairingLink:
         raise LinkInvalid("revoked") from None
     if int(expires) < time.time():
         raise LinkInvalid("expired")
-    return PairingLink(token=token, url="", company=company, link_id=link_id,
-                       expires_at=datetime.fromtimestamp(int(expires), tz=UTC))
+    return PairingLink(
+        token=token,
+        url="",
+        company=company,
+        link_id=link_id,
+        expires_at=datetime.fromtimestamp(int(expires), tz=UTC),
+    )

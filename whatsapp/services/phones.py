@@ -39,7 +39,9 @@ def phone_parse(raw: object) -> str:
     try:
         number = phonenumbers.parse("+" + digits, None)
     except NumberParseException as error:
-        if error.error_type == NumberParseException.INVALID_COUNTRY_CODE and not text.startswith("+"):
+        if error.error_type == NumberParseException.INVALID_COUNTRY_CODE and not text.startswith(
+            "+"
+        ):
             raise InvalidPhone(
                 "This looks like a national number (no valid country code in front). Enter it in "
                 "international form with the country code, e.g. +7 900 123-45-67."
@@ -49,10 +51,14 @@ def phone_parse(raw: object) -> str:
                 "The phone number does not start with a known country code. Enter it in "
                 "international form, e.g. +7 900 123-45-67."
             ) from None
-        raise InvalidPhone("The phone number could not be read as an international number.") from None
+        raise InvalidPhone(
+            "The phone number could not be read as an international number."
+        ) from None
     reason = phonenumbers.is_possible_number_with_reason(number)
     if reason != ValidationResult.IS_POSSIBLE:
-        raise InvalidPhone(f"The phone number is not valid: {_REASONS.get(reason, 'it is impossible')}.")
+        raise InvalidPhone(
+            f"The phone number is not valid: {_REASONS.get(reason, 'it is impossible')}."
+        )
     if not phonenumbers.is_valid_number(number):
         raise InvalidPhone(
             "The phone number is not valid: no such number exists in its country. Check the "

@@ -66,8 +66,9 @@ def session_write(session: WhatsAppSession, *, owner: str | None = None, **chang
     return True
 
 
-def attempt_finish(attempt_id: int | None, *, outcome: str, error_code: str = "",
-                   note: str = "") -> None:
+def attempt_finish(
+    attempt_id: int | None, *, outcome: str, error_code: str = "", note: str = ""
+) -> None:
     if not attempt_id:
         return
     updates: dict[str, Any] = {"outcome": outcome, "finished_at": timezone.now()}
@@ -78,8 +79,9 @@ def attempt_finish(attempt_id: int | None, *, outcome: str, error_code: str = ""
     PairingAttempt.objects.filter(pk=attempt_id, outcome="").update(**updates)
 
 
-def credentials_clear(*, session: WhatsAppSession, backend: Backend, actor_label: str,
-                      reason: str) -> PairingAttempt:
+def credentials_clear(
+    *, session: WhatsAppSession, backend: Backend, actor_label: str, reason: str
+) -> PairingAttempt:
     """Delete the company's credentials (device + cascaded rows) and audit it.
 
     The caller holds the company lock and has stopped any client of the company first."""
@@ -87,8 +89,9 @@ def credentials_clear(*, session: WhatsAppSession, backend: Backend, actor_label
         client_uuid=str(session.client_uuid), device_jid=session.linked_jid or None
     )
     stored_phone = session.linked_phone
-    attempt_finish(session.current_attempt_id, outcome=AttemptOutcome.CANCELLED,
-                   note="credentials reset")
+    attempt_finish(
+        session.current_attempt_id, outcome=AttemptOutcome.CANCELLED, note="credentials reset"
+    )
     audit = PairingAttempt.objects.create(
         company_id=session.company_id,
         method=AttemptMethod.RESET,
@@ -107,8 +110,14 @@ def credentials_clear(*, session: WhatsAppSession, backend: Backend, actor_label
         **LINK_FIELDS_CLEARED,
         **PAIRING_FIELDS_CLEARED,
     )
-    logger.info("credentials of company %s cleared (%s, phone %s, by %s, %d rows)",
-                session.company_id, reason, mask_phone(stored_phone), actor_label, deleted)
+    logger.info(
+        "credentials of company %s cleared (%s, phone %s, by %s, %d rows)",
+        session.company_id,
+        reason,
+        mask_phone(stored_phone),
+        actor_label,
+        deleted,
+    )
     return audit
 
 

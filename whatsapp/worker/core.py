@@ -43,11 +43,18 @@ def _lease_ttl() -> timedelta:
 
 
 class WhatsAppWorker:
-    def __init__(self, *, backend: Backend | None = None, inprocess: bool = False,
-                 worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        backend: Backend | None = None,
+        inprocess: bool = False,
+        worker_id: str | None = None,
+    ) -> None:
         self.backend = backend or get_backend()
         self.inprocess = inprocess
-        self.worker_id = worker_id or f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.worker_id = (
+            worker_id or f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        )
         self.channel = bus.worker_channel(self.worker_id)
         self.runners: dict[int, SessionRunner] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -96,8 +103,12 @@ class WhatsAppWorker:
             self._tasks.append(self.loop.create_task(self._receive(bus.COMMANDS_CHANNEL)))
         self.accepting = True
         self._tasks.append(self.loop.create_task(self._steps_forever()))
-        logger.info("WhatsApp worker %s started (%s backend, %s)", self.worker_id,
-                    self.backend.name, "in-process" if self.inprocess else "external")
+        logger.info(
+            "WhatsApp worker %s started (%s backend, %s)",
+            self.worker_id,
+            self.backend.name,
+            "in-process" if self.inprocess else "external",
+        )
 
     async def run(self) -> None:
         await self.start()
@@ -138,19 +149,26 @@ class WhatsAppWorker:
     def _register(self) -> None:
         Worker.objects.update_or_create(
             worker_id=self.worker_id,
-            defaults={"channel_name": "" if self.inprocess else self.channel,
-                      "hostname": socket.gethostname()[:200], "pid": os.getpid(),
-                      "started_at": timezone.now(), "heartbeat_at": timezone.now(),
-                      "stopped_at": None},
+            defaults={
+                "channel_name": "" if self.inprocess else self.channel,
+                "hostname": socket.gethostname()[:200],
+                "pid": os.getpid(),
+                "started_at": timezone.now(),
+                "heartbeat_at": timezone.now(),
+                "stopped_at": None,
+            },
         )
 
     def _unregister(self) -> list[WhatsAppSession]:
         """Release our leases; linked sessions say `reconnecting` until a worker resumes them,
         since nothing keeps them online in between."""
         ours = WhatsAppSession.objects.filter(owner=self.worker_id)
-        online = list(ours.filter(status__in=[SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED]))
+        online = list(
+            ours.filter(status__in=[SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED])
+        )
         ours.filter(pk__in=[s.pk for s in online]).update(
-            status=SessionStatus.RECONNECTING, status_changed_at=timezone.now())
+            status=SessionStatus.RECONNECTING, status_changed_at=timezone.now()
+        )
         ours.update(owner="", lease_expires_at=None, lease_acquired_at=None)
         Worker.objects.filter(worker_id=self.worker_id).update(stopped_at=timezone.now())
         for session in online:
@@ -186,13 +204,21 @@ class WhatsAppWorker:
         Worker.objects.filter(worker_id=self.worker_id).update(heartbeat_at=now)
         owned = WhatsAppSession.objects.filter(owner=self.worker_id, lease_expires_at__gt=now)
         owned.update(lease_expires_at=now + _lease_ttl())
-        return set(WhatsAppSession.objects.filter(owner=self.worker_id).values_list("company_id", flat=True))
+        return set(
+            WhatsAppSession.objects.filter(owner=self.worker_id).values_list(
+                "company_id", flat=True
+            )
+        )
 
     async def step_reconcile(self) -> None:
         """Stop sessions that should no longer run (a reset or stop that could not reach us)."""
-        unwanted = await self.db(lambda: set(
-            WhatsAppSession.objects.filter(owner=self.worker_id, wants_running=False)
-            .values_list("company_id", flat=True)))
+        unwanted = await self.db(
+            lambda: set(
+                WhatsAppSession.objects.filter(
+                    owner=self.worker_id, wants_running=False
+                ).values_list("company_id", flat=True)
+            )
+        )
         for company_id in unwanted:
             runner = self.runners.get(company_id)
             if runner is not None:
@@ -229,8 +255,12 @@ class WhatsAppWorker:
         # A session whose company lock is held is being commanded right now: the command claims
         # it, and resuming it here too would open a second login window under the first.
         unlocked = Q(lock_token="") | Q(lock_expires_at__lt=now)
-        candidates = (wanting.filter(free).filter(unlocked)
-                      .exclude(company_id__in=list(self.runners)).order_by("id"))
+        candidates = (
+            wanting.filter(free)
+            .filter(unlocked)
+            .exclude(company_id__in=list(self.runners))
+            .order_by("id")
+        )
         for session in candidates.select_related("company")[:room]:
             if self._claim(session.pk, now):
                 session.refresh_from_db()
@@ -238,9 +268,19 @@ class WhatsAppWorker:
         return claimed
 
     def _claim(self, session_pk: int, now) -> bool:
-        free = Q(owner="") | Q(owner=self.worker_id) | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
-        return bool(WhatsAppSession.objects.filter(pk=session_pk).filter(free).update(
-            owner=self.worker_id, lease_expires_at=now + _lease_ttl(), lease_acquired_at=now))
+        free = (
+            Q(owner="")
+            | Q(owner=self.worker_id)
+            | Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True)
+        )
+        return bool(
+            WhatsAppSession.objects.filter(pk=session_pk)
+            .filter(free)
+            .update(
+                owner=self.worker_id, lease_expires_at=now + _lease_ttl(), lease_acquired_at=now
+            )
+        )
 
     async def runner_finished(self, runner: SessionRunner) -> None:
         if self.runners.get(runner.company_id) is runner:
@@ -250,8 +290,12 @@ class WhatsAppWorker:
 
     async def runner_finished_by_id(self, company_id: int) -> None:
         self.runners.pop(company_id, None)
-        await self.db(WhatsAppSession.objects.filter(company_id=company_id, owner=self.worker_id).update,
-                      owner="", lease_expires_at=None, lease_acquired_at=None)
+        await self.db(
+            WhatsAppSession.objects.filter(company_id=company_id, owner=self.worker_id).update,
+            owner="",
+            lease_expires_at=None,
+            lease_acquired_at=None,
+        )
 
     async def runner_lost(self, runner: SessionRunner) -> None:
         if self.runners.get(runner.company_id) is runner:
@@ -268,8 +312,9 @@ class WhatsAppWorker:
                 return {}
             if op == "logout":
                 return {"unlinked": False}
-            session = await self.db(WhatsAppSession.objects.select_related("company").get,
-                                    company_id=company_id)
+            session = await self.db(
+                WhatsAppSession.objects.select_related("company").get, company_id=company_id
+            )
             if not await self.db(self._claim, session.pk, timezone.now()):
                 raise WorkerUnavailable("Another worker runs this company; try again in a moment.")
             runner = self.runners.get(company_id) or SessionRunner(self, session)
@@ -301,8 +346,12 @@ class WhatsAppWorker:
         if company_id not in self.runners and await self._forward(message):
             return
         try:
-            result = await self.execute(company_id=company_id, op=message["op"],
-                                        args=message.get("args") or {}, deadline_at=deadline_at)
+            result = await self.execute(
+                company_id=company_id,
+                op=message["op"],
+                args=message.get("args") or {},
+                deadline_at=deadline_at,
+            )
             payload = bus.encode_reply(result=result)
         except ServiceError as error:
             payload = bus.encode_reply(error=error)
@@ -317,13 +366,24 @@ class WhatsAppWorker:
 
     async def _forward(self, message: dict) -> bool:
         """A command for a company another live worker owns goes to that worker."""
+
         def owner_channel() -> str | None:
-            owner = (WhatsAppSession.objects
-                     .filter(company_id=message["company_id"], lease_expires_at__gt=timezone.now())
-                     .exclude(owner__in=["", self.worker_id]).values_list("owner", flat=True).first())
+            owner = (
+                WhatsAppSession.objects.filter(
+                    company_id=message["company_id"], lease_expires_at__gt=timezone.now()
+                )
+                .exclude(owner__in=["", self.worker_id])
+                .values_list("owner", flat=True)
+                .first()
+            )
             if not owner:
                 return None
-            return bus.live_workers().filter(worker_id=owner).values_list("channel_name", flat=True).first()
+            return (
+                bus.live_workers()
+                .filter(worker_id=owner)
+                .values_list("channel_name", flat=True)
+                .first()
+            )
 
         channel = await self.db(owner_channel)
         if not channel or message.get("hops", 0) >= MAX_FORWARD_HOPS:

@@ -56,6 +56,7 @@ class ThreadedWorker:
     def stop(self, timeout: float = 30) -> None:
         if not self.thread.is_alive():
             return
+
         async def stop_then_finish() -> None:
             try:
                 await self.worker.stop()

@@ -72,7 +72,9 @@ class SessionRunner:
         return await self.worker.db(WhatsAppSession.objects.get, pk=self.session_id)
 
     async def _write(self, session: WhatsAppSession, **changes: Any) -> bool:
-        written = await self.worker.db(session_write, session, owner=self.worker.worker_id, **changes)
+        written = await self.worker.db(
+            session_write, session, owner=self.worker.worker_id, **changes
+        )
         if not written:
             logger.warning("company %s: lease lost, dropping the session here", self.company_id)
             self.worker.schedule(self.worker.runner_lost(self))
@@ -135,7 +137,10 @@ class SessionRunner:
     async def op_pairing_code(self, args: dict, deadline_at: float) -> dict:
         async with self.ops:
             now = timezone.now()
-            window_short = self.window_expires_at is not None and self.window_expires_at - now < _min_window_left()
+            window_short = (
+                self.window_expires_at is not None
+                and self.window_expires_at - now < _min_window_left()
+            )
             if self.client is None or self.mode != "linking" or window_short:
                 await self._open(device_jid=None)
             try:
@@ -146,15 +151,23 @@ class SessionRunner:
                 PairingAttempt.objects.filter(pk=args["attempt_id"]).update, reached_whatsapp=True
             )
             try:
-                code = await asyncio.wait_for(self.client.pair_phone(args["phone_digits"]),
-                                              _remaining(deadline_at))
+                code = await asyncio.wait_for(
+                    self.client.pair_phone(args["phone_digits"]), _remaining(deadline_at)
+                )
             except TimeoutError:
-                raise OperationTimeout("WhatsApp did not answer the pairing code request in time.") from None
+                raise OperationTimeout(
+                    "WhatsApp did not answer the pairing code request in time."
+                ) from None
             expires_at = self.window_expires_at
             session = await self._session()
-            await self._write(session, status=SessionStatus.CODE_READY, pairing_code=code,
-                              pairing_phone=args["phone"], pairing_expires_at=expires_at,
-                              current_attempt_id=args["attempt_id"])
+            await self._write(
+                session,
+                status=SessionStatus.CODE_READY,
+                pairing_code=code,
+                pairing_phone=args["phone"],
+                pairing_expires_at=expires_at,
+                current_attempt_id=args["attempt_id"],
+            )
             await self._publish(events.status_event(session), events.pairing_code_event(session))
         return {"pairing_code": code, "expires_at": expires_at.isoformat()}
 
@@ -175,8 +188,9 @@ class SessionRunner:
                     await asyncio.wait_for(self.client.logout(), _remaining(deadline_at))
                     unlinked = True
                 except (ServiceError, TimeoutError) as error:
-                    logger.warning("company %s: logout not confirmed by WhatsApp: %r",
-                                   self.company_id, error)
+                    logger.warning(
+                        "company %s: logout not confirmed by WhatsApp: %r", self.company_id, error
+                    )
             await self._close_client()
         await self.worker.runner_finished(self)
         return {"unlinked": unlinked}
@@ -200,8 +214,14 @@ class SessionRunner:
                 await self._open(device_jid=session.linked_jid)
         elif session.is_pairing:
             # The old login window died with its worker; a code given from it is void.
-            await self._write(session, status=SessionStatus.CONNECTING, pairing_code="",
-                              pairing_phone="", pairing_expires_at=None, qr_code="")
+            await self._write(
+                session,
+                status=SessionStatus.CONNECTING,
+                pairing_code="",
+                pairing_phone="",
+                pairing_expires_at=None,
+                qr_code="",
+            )
             await self._publish(events.status_event(session))
             async with self.ops:
                 await self._open(device_jid=None)
@@ -221,22 +241,34 @@ class SessionRunner:
         try:
             await handler(event)
         except Exception:
-            logger.exception("company %s: handling %s failed", self.company_id, type(event).__name__)
+            logger.exception(
+                "company %s: handling %s failed", self.company_id, type(event).__name__
+            )
 
     async def on_QRCode(self, event: base.QRCode) -> None:
         self.window_expires_at = event.window_expires_at
         if self.window_ready and not self.window_ready.done():
             self.window_ready.set_result(None)
         session = await self._session()
-        status = SessionStatus.CODE_READY if session.status == SessionStatus.CODE_READY else SessionStatus.QR_READY
+        status = (
+            SessionStatus.CODE_READY
+            if session.status == SessionStatus.CODE_READY
+            else SessionStatus.QR_READY
+        )
         changed = status != session.status
-        if not await self._write(session, status=status, qr_code=event.code,
-                                 qr_expires_at=event.expires_at,
-                                 window_expires_at=event.window_expires_at):
+        if not await self._write(
+            session,
+            status=status,
+            qr_code=event.code,
+            qr_expires_at=event.expires_at,
+            window_expires_at=event.window_expires_at,
+        ):
             return
         if event.index > 0 and session.current_attempt_id:
-            await self.worker.db(PairingAttempt.objects.filter(pk=session.current_attempt_id).update,
-                                 qr_rotations=F("qr_rotations") + 1)
+            await self.worker.db(
+                PairingAttempt.objects.filter(pk=session.current_attempt_id).update,
+                qr_rotations=F("qr_rotations") + 1,
+            )
         payloads = [events.status_event(session)] if changed else []
         await self._publish(*payloads, events.qr_event(session))
 
@@ -244,33 +276,54 @@ class SessionRunner:
         if self.mode != "linking":
             return
         session = await self._session()
-        await self.worker.db(attempt_finish, session.current_attempt_id,
-                             outcome=AttemptOutcome.EXPIRED, error_code=errors.PAIRING_EXPIRED)
-        await self._write(session, status=SessionStatus.DISCONNECTED, wants_running=False,
-                          last_error_code=errors.PAIRING_EXPIRED,
-                          last_error_message="The linking window expired before a phone linked. "
-                                             "Start again.",
-                          **PAIRING_FIELDS_CLEARED)
-        await self._publish(events.status_event(session),
-                            events.disconnected_event(errors.PAIRING_EXPIRED))
+        await self.worker.db(
+            attempt_finish,
+            session.current_attempt_id,
+            outcome=AttemptOutcome.EXPIRED,
+            error_code=errors.PAIRING_EXPIRED,
+        )
+        await self._write(
+            session,
+            status=SessionStatus.DISCONNECTED,
+            wants_running=False,
+            last_error_code=errors.PAIRING_EXPIRED,
+            last_error_message="The linking window expired before a phone linked. Start again.",
+            **PAIRING_FIELDS_CLEARED,
+        )
+        await self._publish(
+            events.status_event(session), events.disconnected_event(errors.PAIRING_EXPIRED)
+        )
         self._end()
 
     async def on_PairSuccess(self, event: base.PairSuccess) -> None:
         self.mode = "linked"
         self.backoff = 1.0
         session = await self._session()
-        await self.worker.db(attempt_finish, session.current_attempt_id, outcome=AttemptOutcome.LINKED)
-        await self._write(session, status=SessionStatus.AUTHENTICATED, linked_phone=f"+{event.phone}",
-                          linked_jid=event.jid, linked_at=timezone.now(), has_credentials=True,
-                          last_error_code="", last_error_message="", **PAIRING_FIELDS_CLEARED)
+        await self.worker.db(
+            attempt_finish, session.current_attempt_id, outcome=AttemptOutcome.LINKED
+        )
+        await self._write(
+            session,
+            status=SessionStatus.AUTHENTICATED,
+            linked_phone=f"+{event.phone}",
+            linked_jid=event.jid,
+            linked_at=timezone.now(),
+            has_credentials=True,
+            last_error_code="",
+            last_error_message="",
+            **PAIRING_FIELDS_CLEARED,
+        )
         logger.info("company %s linked to %s", self.company_id, mask_phone(event.phone))
         await self._publish(events.status_event(session))
 
     async def on_Connected(self, event: base.Connected) -> None:
         self.backoff = 1.0
         session = await self._session()
-        changes: dict[str, Any] = {"status": SessionStatus.CONNECTED, "last_error_code": "",
-                                   "last_error_message": ""}
+        changes: dict[str, Any] = {
+            "status": SessionStatus.CONNECTED,
+            "last_error_code": "",
+            "last_error_message": "",
+        }
         if event.jid and not session.linked_jid:
             changes.update(linked_jid=event.jid, has_credentials=True)
         if event.phone and not session.linked_phone:
@@ -280,29 +333,58 @@ class SessionRunner:
 
     async def _go_logged_out(self, reason: str) -> None:
         session = await self._session()
-        await self.worker.db(self.worker.backend.credentials_delete, client_uuid=self.client_uuid,
-                             device_jid=session.linked_jid or None)
-        await self.worker.db(attempt_finish, session.current_attempt_id,
-                             outcome=AttemptOutcome.FAILED, error_code=errors.LOGGED_OUT)
-        await self.worker.db(PairingAttempt.objects.create, company_id=self.company_id,
-                             method=AttemptMethod.RESET, phone=session.linked_phone,
-                             started_by="whatsapp", finished_at=timezone.now(),
-                             outcome=AttemptOutcome.CLEARED, note=f"logged out: {reason}"[:300])
-        await self._write(session, status=SessionStatus.LOGGED_OUT, wants_running=False,
-                          last_error_code=errors.LOGGED_OUT,
-                          last_error_message="WhatsApp logged this device out (removed from the "
-                                             "phone or credentials invalid). Link again.",
-                          **LINK_FIELDS_CLEARED, **PAIRING_FIELDS_CLEARED)
-        await self._publish(events.status_event(session), events.disconnected_event(errors.LOGGED_OUT))
+        await self.worker.db(
+            self.worker.backend.credentials_delete,
+            client_uuid=self.client_uuid,
+            device_jid=session.linked_jid or None,
+        )
+        await self.worker.db(
+            attempt_finish,
+            session.current_attempt_id,
+            outcome=AttemptOutcome.FAILED,
+            error_code=errors.LOGGED_OUT,
+        )
+        await self.worker.db(
+            PairingAttempt.objects.create,
+            company_id=self.company_id,
+            method=AttemptMethod.RESET,
+            phone=session.linked_phone,
+            started_by="whatsapp",
+            finished_at=timezone.now(),
+            outcome=AttemptOutcome.CLEARED,
+            note=f"logged out: {reason}"[:300],
+        )
+        await self._write(
+            session,
+            status=SessionStatus.LOGGED_OUT,
+            wants_running=False,
+            last_error_code=errors.LOGGED_OUT,
+            last_error_message="WhatsApp logged this device out (removed from the "
+            "phone or credentials invalid). Link again.",
+            **LINK_FIELDS_CLEARED,
+            **PAIRING_FIELDS_CLEARED,
+        )
+        await self._publish(
+            events.status_event(session), events.disconnected_event(errors.LOGGED_OUT)
+        )
         self._end()
 
     async def _go_failed(self, code: str, message: str) -> None:
         session = await self._session()
-        await self.worker.db(attempt_finish, session.current_attempt_id,
-                             outcome=AttemptOutcome.FAILED, error_code=code)
-        await self._write(session, status=SessionStatus.FAILED, wants_running=False,
-                          last_error_code=code, last_error_message=message[:500],
-                          **PAIRING_FIELDS_CLEARED)
+        await self.worker.db(
+            attempt_finish,
+            session.current_attempt_id,
+            outcome=AttemptOutcome.FAILED,
+            error_code=code,
+        )
+        await self._write(
+            session,
+            status=SessionStatus.FAILED,
+            wants_running=False,
+            last_error_code=code,
+            last_error_message=message[:500],
+            **PAIRING_FIELDS_CLEARED,
+        )
         await self._publish(events.status_event(session), events.disconnected_event(code))
         self._end()
 
@@ -310,18 +392,26 @@ class SessionRunner:
         await self._go_logged_out(event.reason or "logged out")
 
     async def on_StreamReplaced(self, event: base.StreamReplaced) -> None:
-        await self._go_failed(errors.STREAM_REPLACED, "Another connection took over this WhatsApp "
-                              "session (stream replaced). Reconnect to take it back.")
+        await self._go_failed(
+            errors.STREAM_REPLACED,
+            "Another connection took over this WhatsApp "
+            "session (stream replaced). Reconnect to take it back.",
+        )
 
     async def on_TemporaryBan(self, event: base.TemporaryBan) -> None:
         minutes = max(1, round(event.expire_seconds / 60)) if event.expire_seconds else None
         wait = f" for about {minutes} minutes" if minutes else ""
-        await self._go_failed(errors.TEMPORARILY_BANNED,
-                              f"WhatsApp temporarily banned this account{wait} (code {event.code}).")
+        await self._go_failed(
+            errors.TEMPORARILY_BANNED,
+            f"WhatsApp temporarily banned this account{wait} (code {event.code}).",
+        )
 
     async def on_ClientOutdated(self, event: base.ClientOutdated) -> None:
-        await self._go_failed(errors.CLIENT_OUTDATED, "WhatsApp rejects this client version; the "
-                              "service needs an update of its WhatsApp library.")
+        await self._go_failed(
+            errors.CLIENT_OUTDATED,
+            "WhatsApp rejects this client version; the "
+            "service needs an update of its WhatsApp library.",
+        )
 
     async def on_ConnectFailure(self, event: base.ConnectFailure) -> None:
         if event.reason in LOGGED_OUT_REASONS:
@@ -331,11 +421,14 @@ class SessionRunner:
         elif event.reason == 405:
             await self.on_ClientOutdated(base.ClientOutdated())
         elif self.mode == "linked":
-            await self._retry_later(errors.CONNECT_FAILURE,
-                                    f"WhatsApp refused the connection ({event.reason}) {event.message}")
+            await self._retry_later(
+                errors.CONNECT_FAILURE,
+                f"WhatsApp refused the connection ({event.reason}) {event.message}",
+            )
         else:
-            await self._fail_window(errors.CONNECT_FAILURE,
-                                    f"WhatsApp refused the connection ({event.reason}).")
+            await self._fail_window(
+                errors.CONNECT_FAILURE, f"WhatsApp refused the connection ({event.reason})."
+            )
 
     async def on_Disconnected(self, event: base.Disconnected) -> None:
         if self.mode != "linked":
@@ -343,8 +436,9 @@ class SessionRunner:
         session = await self._session()
         if session.status in (SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED):
             await self._write(session, status=SessionStatus.RECONNECTING)
-            await self._publish(events.status_event(session),
-                                events.disconnected_event("CONNECTION_LOST"))
+            await self._publish(
+                events.status_event(session), events.disconnected_event("CONNECTION_LOST")
+            )
 
     async def on_KeepAliveTimeout(self, event: base.KeepAliveTimeout) -> None:
         await self.on_Disconnected(base.Disconnected())
@@ -370,9 +464,13 @@ class SessionRunner:
             self.window_ready.set_exception(ConnectionClosed(event.message))
             self.window_ready.exception()
         if self.mode == "linked":
-            await self._retry_later(errors.CONNECT_FAILURE, f"WhatsApp client crashed: {event.message}")
+            await self._retry_later(
+                errors.CONNECT_FAILURE, f"WhatsApp client crashed: {event.message}"
+            )
         else:
-            await self._fail_window("CONNECTION_CLOSED", f"WhatsApp client crashed: {event.message}")
+            await self._fail_window(
+                "CONNECTION_CLOSED", f"WhatsApp client crashed: {event.message}"
+            )
 
     async def on_PairError(self, event: base.PairError) -> None:
         await self._fail_window(errors.CONNECT_FAILURE, f"Pairing failed: {event.message}")
@@ -380,25 +478,42 @@ class SessionRunner:
     async def _fail_window(self, code: str, message: str) -> None:
         """A linking window could not open or broke: end the attempt, honestly."""
         session = await self._session()
-        await self.worker.db(attempt_finish, session.current_attempt_id,
-                             outcome=AttemptOutcome.FAILED, error_code=code, note=message)
-        await self._write(session, status=SessionStatus.DISCONNECTED, wants_running=False,
-                          last_error_code=code, last_error_message=message[:500],
-                          **PAIRING_FIELDS_CLEARED)
-        await self._publish(events.status_event(session),
-                            {"type": "error", "error_code": code, "error": message})
+        await self.worker.db(
+            attempt_finish,
+            session.current_attempt_id,
+            outcome=AttemptOutcome.FAILED,
+            error_code=code,
+            note=message,
+        )
+        await self._write(
+            session,
+            status=SessionStatus.DISCONNECTED,
+            wants_running=False,
+            last_error_code=code,
+            last_error_message=message[:500],
+            **PAIRING_FIELDS_CLEARED,
+        )
+        await self._publish(
+            events.status_event(session), {"type": "error", "error_code": code, "error": message}
+        )
         self._end()
 
     async def _retry_later(self, code: str, message: str) -> None:
         """A linked session lost its connection for a reason that may pass: back off, retry."""
         session = await self._session()
-        await self._write(session, status=SessionStatus.RECONNECTING, last_error_code=code,
-                          last_error_message=message[:500])
+        await self._write(
+            session,
+            status=SessionStatus.RECONNECTING,
+            last_error_code=code,
+            last_error_message=message[:500],
+        )
         await self._publish(events.status_event(session))
         delay = self.backoff
         self.backoff = min(self.backoff * 2, settings.WHATSAPP_RECONNECT_MAX_DELAY)
         if self.reconnect_task is None or self.reconnect_task.done():
-            self.reconnect_task = asyncio.get_running_loop().create_task(self._reconnect_after(delay))
+            self.reconnect_task = asyncio.get_running_loop().create_task(
+                self._reconnect_after(delay)
+            )
 
     async def _reconnect_after(self, delay: float) -> None:
         await asyncio.sleep(delay)

@@ -43,8 +43,9 @@ def anonymous() -> APIClient:
 
 @pytest.fixture
 def staff_user(db):
-    return get_user_model().objects.create_user(username="sam", password="pw-sam-12345",
-                                                is_staff=True)
+    return get_user_model().objects.create_user(
+        username="sam", password="pw-sam-12345", is_staff=True
+    )
 
 
 @pytest.fixture
@@ -72,11 +73,14 @@ def wait_for_status(client: APIClient, slug: str, wanted: str, *, within: float 
 
 def link_by_code(client: APIClient, slug: str, phone: str = ALICE_PHONE) -> dict:
     """Link `slug` through the API and the sandbox phone; returns the connected session."""
-    code = client.post(f"/api/v1/companies/{slug}/session/pairing-code/", {"phone_number": phone},
-                       format="json")
+    code = client.post(
+        f"/api/v1/companies/{slug}/session/pairing-code/", {"phone_number": phone}, format="json"
+    )
     assert code.status_code == 200, code.json()
-    linked = client.post("/api/v1/sandbox/phone/link/",
-                         {"phone_number": phone, "pairing_code": code.json()["pairing_code"]},
-                         format="json")
+    linked = client.post(
+        "/api/v1/sandbox/phone/link/",
+        {"phone_number": phone, "pairing_code": code.json()["pairing_code"]},
+        format="json",
+    )
     assert linked.status_code == 200, linked.json()
     return wait_for_status(client, slug, "connected")

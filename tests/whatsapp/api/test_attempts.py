@@ -11,9 +11,15 @@ from whatsapp.models import PairingAttempt
 
 def _attempts(company, n: int) -> list[PairingAttempt]:
     now = timezone.now()
-    return [PairingAttempt.objects.create(company=company, method="qr", started_by="system",
-                                          started_at=now - timedelta(minutes=n - i))
-            for i in range(n)]
+    return [
+        PairingAttempt.objects.create(
+            company=company,
+            method="qr",
+            started_by="system",
+            started_at=now - timedelta(minutes=n - i),
+        )
+        for i in range(n)
+    ]
 
 
 def test_newest_first_and_paginated(alice, bob, as_alice):
@@ -30,8 +36,19 @@ def test_newest_first_and_paginated(alice, bob, as_alice):
 def test_attempt_shape(alice, as_alice):
     _attempts(alice, 1)
     attempt = as_alice.get("/api/v1/companies/alice/attempts/").json()["results"][0]
-    assert set(attempt) == {"id", "method", "phone", "started_by", "started_at", "finished_at",
-                            "qr_rotations", "outcome", "error_code", "via_socket", "note"}
+    assert set(attempt) == {
+        "id",
+        "method",
+        "phone",
+        "started_by",
+        "started_at",
+        "finished_at",
+        "qr_rotations",
+        "outcome",
+        "error_code",
+        "via_socket",
+        "note",
+    }
     assert attempt["outcome"] is None and attempt["method"] == "qr"
 
 

@@ -17,10 +17,15 @@ def test_it_accepts_a_bearer_key(alice, alice_key):
 
 
 def test_it_accepts_a_token_key(alice, alice_key):
-    assert client_with_key(alice_key, scheme="Token").get("/api/v1/companies/alice/").status_code == 200
+    assert (
+        client_with_key(alice_key, scheme="Token").get("/api/v1/companies/alice/").status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize("header", ["Bearer wps_not-a-key", "Bearer", "Token a b", "Bearer " + "x" * 300])
+@pytest.mark.parametrize(
+    "header", ["Bearer wps_not-a-key", "Bearer", "Token a b", "Bearer " + "x" * 300]
+)
 def test_it_rejects_bad_keys_with_401(alice, header):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=header)
@@ -73,8 +78,9 @@ def test_staff_session_with_csrf_token_can_write(alice, staff_user):
     client.force_login(staff_user)
     client.get("/admin/")  # renders a form: sets the csrftoken cookie
     token = client.cookies["csrftoken"].value
-    response = client.post("/api/v1/companies/alice/pairing-links/", {}, format="json",
-                           HTTP_X_CSRFTOKEN=token)
+    response = client.post(
+        "/api/v1/companies/alice/pairing-links/", {}, format="json", HTTP_X_CSRFTOKEN=token
+    )
     assert response.status_code == 201, response.json()
 
 

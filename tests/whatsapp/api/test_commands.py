@@ -51,7 +51,9 @@ def test_issue_api_key_prints_a_working_company_key_once(alice, bob):
 def test_issue_api_key_global(alice, bob):
     raw_key = _run("issue_api_key", "--global")[0].strip()
     assert ApiKey.objects.get().is_global
-    slugs = [c["slug"] for c in client_with_key(raw_key).get("/api/v1/companies/").json()["results"]]
+    slugs = [
+        c["slug"] for c in client_with_key(raw_key).get("/api/v1/companies/").json()["results"]
+    ]
     assert slugs == ["alice", "bob"]
 
 

@@ -32,8 +32,9 @@ def test_list_rejects_bad_paging(as_global, db):
 
 
 def test_a_global_key_creates_a_company_with_its_session(as_global):
-    response = as_global.post("/api/v1/companies/", {"slug": "962302", "name": "Dave's Deli"},
-                              format="json")
+    response = as_global.post(
+        "/api/v1/companies/", {"slug": "962302", "name": "Dave's Deli"}, format="json"
+    )
     assert response.status_code == 201
     body = response.json()
     assert body["success"] is True and body["slug"] == "962302" and body["name"] == "Dave's Deli"
@@ -42,7 +43,9 @@ def test_a_global_key_creates_a_company_with_its_session(as_global):
 
 
 def test_create_rejects_a_taken_slug(alice, as_global):
-    response = as_global.post("/api/v1/companies/", {"slug": "alice", "name": "Again"}, format="json")
+    response = as_global.post(
+        "/api/v1/companies/", {"slug": "alice", "name": "Again"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error_code"] == "VALIDATION_ERROR"
     assert "slug" in response.json()["details"]
@@ -70,8 +73,17 @@ def test_detail_shape(alice, as_alice):
     assert body["success"] is True
     assert set(body) == {"success", "slug", "name", "created_at", "session"}
     assert set(body["session"]) == {
-        "status", "status_changed_at", "linked_phone", "linked_at", "last_error_code",
-        "last_error", "has_credentials", "attempt_id", "qr", "pairing_code"}
+        "status",
+        "status_changed_at",
+        "linked_phone",
+        "linked_at",
+        "last_error_code",
+        "last_error",
+        "has_credentials",
+        "attempt_id",
+        "qr",
+        "pairing_code",
+    }
 
 
 def test_unknown_company_is_404(as_global, db):

@@ -10,8 +10,13 @@ from whatsapp.models import AttemptMethod, PairingAttempt
 
 def test_credentials_shape(alice, as_alice):
     body = as_alice.get("/api/v1/companies/alice/credentials/").json()
-    assert body == {"success": True, "has_credentials": False, "stored_phone": None,
-                    "linked_at": None, "can_reset": False}
+    assert body == {
+        "success": True,
+        "has_credentials": False,
+        "stored_phone": None,
+        "linked_at": None,
+        "can_reset": False,
+    }
 
 
 @pytest.mark.django_db(transaction=True)

@@ -32,7 +32,10 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.slow,
     pytest.mark.skipif(
-        not (os.environ.get("DATABASE_URL", "").startswith("postgres") and os.environ.get("REDIS_URL")),
+        not (
+            os.environ.get("DATABASE_URL", "").startswith("postgres")
+            and os.environ.get("REDIS_URL")
+        ),
         reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL: web and worker run as separate "
         "processes sharing them",
     ),
@@ -55,9 +58,12 @@ def _database_url() -> str:
 
 
 def http(method: str, url: str, *, key: str, body: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
-                                     headers={"Authorization": f"Bearer {key}",
-                                              "Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body else None,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, json.loads(response.read())
@@ -94,15 +100,24 @@ def stack(transactional_db, tmp_path) -> Iterator[Stack]:
         "LOG_LEVEL": "INFO",
     }
     commands = {
-        "daphne": [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                   "pairing_site.asgi:application"],
+        "daphne": [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "pairing_site.asgi:application",
+        ],
         "worker": [sys.executable, "manage.py", "whatsapp_worker"],
     }
     processes = []
     for name, command in commands.items():
         log = tmp_path / f"{name}.log"
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("w"),
-                                   stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        )
         processes.append((process, log))
     stack = Stack(f"http://127.0.0.1:{port}", processes)
     try:
@@ -154,19 +169,26 @@ async def test_a_code_link_reaches_the_websocket_through_separate_processes(stac
     key = alice_key
     api = f"{stack.base}/api/v1/companies/alice"
     ws_url = stack.base.replace("http://", "ws://") + "/ws/v1/companies/alice/"
-    async with websockets.connect(ws_url, additional_headers={"Authorization": f"Bearer {key}"}) as ws:
+    async with websockets.connect(
+        ws_url, additional_headers={"Authorization": f"Bearer {key}"}
+    ) as ws:
         assert json.loads(await ws.recv())["type"] == "status"
 
-        status, code = await asyncio.to_thread(http, "POST", f"{api}/session/pairing-code/", key=key,
-                                               body={"phone_number": PHONE})
+        status, code = await asyncio.to_thread(
+            http, "POST", f"{api}/session/pairing-code/", key=key, body={"phone_number": PHONE}
+        )
         assert status == 200, (code, stack.logs())
         event = await _next(ws, "pairing_code", within=5)
         assert event["pairing_code"] == code["pairing_code"]
         assert event["phone_number"] == "+79001234567"
 
         status, linked = await asyncio.to_thread(
-            http, "POST", f"{stack.base}/api/v1/sandbox/phone/link/", key=key,
-            body={"phone_number": PHONE, "pairing_code": code["pairing_code"]})
+            http,
+            "POST",
+            f"{stack.base}/api/v1/sandbox/phone/link/",
+            key=key,
+            body={"phone_number": PHONE, "pairing_code": code["pairing_code"]},
+        )
         assert status == 200, linked
         started = time.monotonic()
         connected = await _next(ws, "connected", within=1.0)

@@ -29,18 +29,24 @@ SERVICE_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("error_class", "http_status"), SERVICE_ERRORS,
-                         ids=[cls.code for cls, _ in SERVICE_ERRORS])
-def test_each_service_error_is_rendered_with_its_code(alice, as_alice, monkeypatch, error_class,
-                                                      http_status):
+@pytest.mark.parametrize(
+    ("error_class", "http_status"), SERVICE_ERRORS, ids=[cls.code for cls, _ in SERVICE_ERRORS]
+)
+def test_each_service_error_is_rendered_with_its_code(
+    alice, as_alice, monkeypatch, error_class, http_status
+):
     def fail(**kwargs):
         raise error_class(details={"why": "test"}, retry_after=42 if http_status == 429 else None)
 
     monkeypatch.setattr(linking, "pairing_code_request", fail)
     response = as_alice.post(CODE, {"phone_number": "+79001234567"}, format="json")
     assert response.status_code == http_status
-    assert response.json() == {"success": False, "error_code": error_class.code,
-                               "error": error_class.default_message, "details": {"why": "test"}}
+    assert response.json() == {
+        "success": False,
+        "error_code": error_class.code,
+        "error": error_class.default_message,
+        "details": {"why": "test"},
+    }
     if http_status == 429:
         assert response["Retry-After"] == "42"
 
@@ -55,8 +61,11 @@ def test_unexpected_errors_are_500_and_reported_without_pii(alice, as_alice, mon
     monkeypatch.setattr(linking, "pairing_code_request", boom)
     response = as_alice.post(CODE, {"phone_number": "+79001234567"}, format="json")
     assert response.status_code == 500
-    assert response.json() == {"success": False, "error_code": "INTERNAL_ERROR",
-                               "error": errors.InternalError.default_message}
+    assert response.json() == {
+        "success": False,
+        "error_code": "INTERNAL_ERROR",
+        "error": errors.InternalError.default_message,
+    }
     assert [type(e) for e in captured] == [RuntimeError]
 
 

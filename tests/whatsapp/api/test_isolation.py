@@ -29,22 +29,43 @@ ENDPOINTS = [
 
 
 def _call(client, method: str, path: str, body):
-    return getattr(client, method)(path, body, format="json") if body is not None else getattr(client, method)(path)
+    return (
+        getattr(client, method)(path, body, format="json")
+        if body is not None
+        else getattr(client, method)(path)
+    )
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.parametrize(("method", "suffix", "body", "alice_status", "needs_worker"), ENDPOINTS,
-                         ids=[f"{m.upper()} {p or '.'}" for m, p, *_ in ENDPOINTS])
-def test_only_alice_reaches_alices_company(request, method, suffix, body, alice_status, needs_worker,
-                                           alice, bob, as_alice, as_bob, anonymous):
+@pytest.mark.parametrize(
+    ("method", "suffix", "body", "alice_status", "needs_worker"),
+    ENDPOINTS,
+    ids=[f"{m.upper()} {p or '.'}" for m, p, *_ in ENDPOINTS],
+)
+def test_only_alice_reaches_alices_company(
+    request,
+    method,
+    suffix,
+    body,
+    alice_status,
+    needs_worker,
+    alice,
+    bob,
+    as_alice,
+    as_bob,
+    anonymous,
+):
     if needs_worker:
         request.getfixturevalue("worker")
     path = f"/api/v1/companies/alice/{suffix}"
 
     by_bob = _call(as_bob, method, path, body)
     assert by_bob.status_code == 404
-    assert by_bob.json() == {"success": False, "error_code": "COMPANY_NOT_FOUND",
-                             "error": "No such company."}
+    assert by_bob.json() == {
+        "success": False,
+        "error_code": "COMPANY_NOT_FOUND",
+        "error": "No such company.",
+    }
     # ... the very same answer as for a company that does not exist
     missing = _call(as_bob, method, f"/api/v1/companies/nobody/{suffix}", body)
     assert (missing.status_code, missing.json()) == (by_bob.status_code, by_bob.json())
@@ -61,15 +82,21 @@ def test_only_alice_reaches_alices_company(request, method, suffix, body, alice_
     assert by_alice.json()["success"] is (alice_status < 400)
 
 
-def test_company_list_shows_each_key_only_its_company(alice, bob, charlie, as_alice, as_global,
-                                                      anonymous, db):
+def test_company_list_shows_each_key_only_its_company(
+    alice, bob, charlie, as_alice, as_global, anonymous, db
+):
     from whatsapp.models import ApiKey
 
     charlie_key = ApiKey.issue(name="c", company=charlie)[1]
     assert [c["slug"] for c in as_alice.get("/api/v1/companies/").json()["results"]] == ["alice"]
-    assert [c["slug"] for c in client_with_key(charlie_key).get("/api/v1/companies/").json()["results"]] == ["charlie"]
+    assert [
+        c["slug"] for c in client_with_key(charlie_key).get("/api/v1/companies/").json()["results"]
+    ] == ["charlie"]
     assert [c["slug"] for c in as_global.get("/api/v1/companies/").json()["results"]] == [
-        "alice", "bob", "charlie"]
+        "alice",
+        "bob",
+        "charlie",
+    ]
     assert anonymous.get("/api/v1/companies/").status_code == 401
 
 

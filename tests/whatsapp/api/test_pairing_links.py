@@ -26,15 +26,17 @@ def test_it_creates_a_signed_link(alice, as_alice, settings):
 
 
 def test_expires_in_sets_the_lifetime(alice, as_alice):
-    body = as_alice.post("/api/v1/companies/alice/pairing-links/", {"expires_in": 600},
-                         format="json").json()
+    body = as_alice.post(
+        "/api/v1/companies/alice/pairing-links/", {"expires_in": 600}, format="json"
+    ).json()
     assert abs(datetime.fromisoformat(body["expires_at"]).timestamp() - time.time() - 600) < 5
 
 
 @pytest.mark.parametrize("expires_in", [10, 10**9, "soon"])
 def test_it_rejects_a_bad_lifetime(alice, as_alice, expires_in):
-    response = as_alice.post("/api/v1/companies/alice/pairing-links/", {"expires_in": expires_in},
-                             format="json")
+    response = as_alice.post(
+        "/api/v1/companies/alice/pairing-links/", {"expires_in": expires_in}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error_code"] == "VALIDATION_ERROR"
     assert "expires_in" in response.json()["details"]

@@ -14,9 +14,14 @@ UNLINK = "/api/v1/sandbox/phone/unlink/"
 
 @pytest.mark.django_db(transaction=True)
 def test_the_phone_links_with_a_code_and_unlinks(alice, as_alice, worker):
-    code = as_alice.post("/api/v1/companies/alice/session/pairing-code/",
-                         {"phone_number": ALICE_PHONE}, format="json").json()["pairing_code"]
-    response = as_alice.post(LINK, {"phone_number": ALICE_PHONE, "pairing_code": code}, format="json")
+    code = as_alice.post(
+        "/api/v1/companies/alice/session/pairing-code/",
+        {"phone_number": ALICE_PHONE},
+        format="json",
+    ).json()["pairing_code"]
+    response = as_alice.post(
+        LINK, {"phone_number": ALICE_PHONE, "pairing_code": code}, format="json"
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["success"] is True and body["phone_number"] == "+79001234567"
@@ -41,17 +46,24 @@ def test_the_phone_links_by_scanning_the_qr(alice, as_alice, worker):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_pairing_link_token_may_act_as_the_phone(alice, as_alice, anonymous, worker):
-    code = as_alice.post("/api/v1/companies/alice/session/pairing-code/",
-                         {"phone_number": ALICE_PHONE}, format="json").json()["pairing_code"]
+    code = as_alice.post(
+        "/api/v1/companies/alice/session/pairing-code/",
+        {"phone_number": ALICE_PHONE},
+        format="json",
+    ).json()["pairing_code"]
     token = pairing_link_create(company=alice, actor=CLI).token
-    response = anonymous.post(LINK, {"phone_number": ALICE_PHONE, "pairing_code": code,
-                                     "link_token": token}, format="json")
+    response = anonymous.post(
+        LINK,
+        {"phone_number": ALICE_PHONE, "pairing_code": code, "link_token": token},
+        format="json",
+    )
     assert response.status_code == 200, response.json()
 
 
 def test_phone_refusals_are_validation_errors(alice, as_alice):
-    response = as_alice.post(LINK, {"phone_number": ALICE_PHONE, "pairing_code": "ABCD-EFGH"},
-                             format="json")
+    response = as_alice.post(
+        LINK, {"phone_number": ALICE_PHONE, "pairing_code": "ABCD-EFGH"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["error_code"] == "VALIDATION_ERROR"
     assert "no pairing code is pending" in response.json()["error"]
@@ -59,9 +71,14 @@ def test_phone_refusals_are_validation_errors(alice, as_alice):
     assert nothing.status_code == 400 and "no device" in nothing.json()["error"]
 
 
-@pytest.mark.parametrize("body", [{"phone_number": ALICE_PHONE},
-                                  {"phone_number": ALICE_PHONE, "pairing_code": "A", "qr": "B"},
-                                  {"pairing_code": "ABCD-EFGH"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"phone_number": ALICE_PHONE},
+        {"phone_number": ALICE_PHONE, "pairing_code": "A", "qr": "B"},
+        {"pairing_code": "ABCD-EFGH"},
+    ],
+)
 def test_it_needs_a_phone_and_exactly_one_of_code_or_qr(alice, as_alice, body):
     response = as_alice.post(LINK, body, format="json")
     assert response.status_code == 400
@@ -69,12 +86,16 @@ def test_it_needs_a_phone_and_exactly_one_of_code_or_qr(alice, as_alice, body):
 
 
 def test_it_needs_a_caller(anonymous, alice):
-    response = anonymous.post(LINK, {"phone_number": ALICE_PHONE, "pairing_code": "ABCD-EFGH"},
-                              format="json")
+    response = anonymous.post(
+        LINK, {"phone_number": ALICE_PHONE, "pairing_code": "ABCD-EFGH"}, format="json"
+    )
     assert response.status_code == 401
     assert response.json()["error_code"] == "NOT_AUTHENTICATED"
-    bad_link = anonymous.post(LINK, {"phone_number": ALICE_PHONE, "pairing_code": "ABCD-EFGH",
-                                     "link_token": "bogus:token"}, format="json")
+    bad_link = anonymous.post(
+        LINK,
+        {"phone_number": ALICE_PHONE, "pairing_code": "ABCD-EFGH", "link_token": "bogus:token"},
+        format="json",
+    )
     assert bad_link.status_code == 401
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from django.contrib.staticfiles import finders
 
 EXPECTED = {
-    ("/api/v1/companies/", "get"), ("/api/v1/companies/", "post"),
+    ("/api/v1/companies/", "get"),
+    ("/api/v1/companies/", "post"),
     ("/api/v1/companies/{slug}/", "get"),
     ("/api/v1/companies/{slug}/session/", "get"),
     ("/api/v1/companies/{slug}/session/start/", "post"),
@@ -40,7 +41,9 @@ def test_every_endpoint_is_documented_with_its_errors(anonymous, db):
         success = [code for code in responses if code.startswith("2")]
         assert success, (path, method)
         if path != "/api/v1/health/":
-            assert responses["401"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
+            assert responses["401"]["content"]["application/json"]["schema"]["$ref"].endswith(
+                "/Error"
+            )
             assert "429" in responses
         if "{slug}" in path:
             assert "COMPANY_NOT_FOUND" in responses["404"]["description"]
@@ -55,7 +58,13 @@ def test_the_error_body_is_documented(anonymous, db):
 def test_the_pairing_code_response_matches_the_spec(anonymous, db):
     schemas = _schema(anonymous)["components"]["schemas"]
     assert set(schemas["PairingCodeResponse"]["properties"]) == {
-        "success", "pairing_code", "phone_number", "expires_at", "expires_in", "attempt_id"}
+        "success",
+        "pairing_code",
+        "phone_number",
+        "expires_at",
+        "expires_in",
+        "attempt_id",
+    }
 
 
 def test_api_key_auth_is_documented(anonymous, db):

@@ -31,8 +31,14 @@ schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=20, derandomize=True, deadline=None, database=None,
-          suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+@settings(
+    max_examples=20,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
 def test_every_operation_conforms_to_the_schema(case, global_api_key):
     if case.path_parameters and case.meta and case.meta.generation.mode.is_positive:
         # Aim most calls at a real company; unknown slugs are covered by the isolation tests.

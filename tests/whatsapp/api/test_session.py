@@ -52,8 +52,14 @@ def test_pairing_code_shape(alice, as_alice, worker):
     response = as_alice.post(CODE, {"phone_number": ALICE_PHONE}, format="json")
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"success", "pairing_code", "phone_number", "expires_at", "expires_in",
-                         "attempt_id"}
+    assert set(body) == {
+        "success",
+        "pairing_code",
+        "phone_number",
+        "expires_at",
+        "expires_in",
+        "attempt_id",
+    }
     assert body["success"] is True
     assert len(body["pairing_code"]) == 9 and body["pairing_code"][4] == "-"
     assert body["phone_number"] == ALICE_E164
@@ -79,8 +85,9 @@ def test_it_rejects_invalid_phones(alice, as_alice, phone):
     assert body["error"]
 
 
-@pytest.mark.parametrize("body", [{}, {"phone_number": ""}, {"phone_number": ALICE_PHONE,
-                                                             "replace_existing": "maybe"}])
+@pytest.mark.parametrize(
+    "body", [{}, {"phone_number": ""}, {"phone_number": ALICE_PHONE, "replace_existing": "maybe"}]
+)
 def test_it_rejects_malformed_bodies(alice, as_alice, body):
     response = as_alice.post(CODE, body, format="json")
     assert response.status_code == 400
@@ -103,8 +110,9 @@ def test_another_phone_conflicts_unless_replacing(alice, as_alice, worker):
     assert body["error_code"] == "CREDENTIALS_CONFLICT"
     assert body["details"]["stored_phone"] == "+7900***4567"
     assert "79001234567" not in str(body)
-    replaced = as_alice.post(CODE, {"phone_number": "+1 415 555 2671", "replace_existing": True},
-                             format="json")
+    replaced = as_alice.post(
+        CODE, {"phone_number": "+1 415 555 2671", "replace_existing": True}, format="json"
+    )
     assert replaced.status_code == 200, replaced.json()
     assert replaced.json()["phone_number"] == "+14155552671"
 
@@ -137,8 +145,12 @@ def test_logout_unlinks_and_deletes_credentials(alice, as_alice, worker):
 
 def test_logout_without_a_link(alice, as_alice):
     body = as_alice.post("/api/v1/companies/alice/session/logout/").json()
-    assert body == {"success": True, "had_credentials": False, "unlinked_on_whatsapp": False,
-                    "session": body["session"]}
+    assert body == {
+        "success": True,
+        "had_credentials": False,
+        "unlinked_on_whatsapp": False,
+        "session": body["session"],
+    }
 
 
 def test_health_of_a_connected_session(alice, as_alice, worker):
@@ -157,4 +169,5 @@ def test_linking_calls_without_a_worker_are_worker_unavailable(alice, as_alice):
     assert response.status_code == 503
     assert response.json()["error_code"] == "WORKER_UNAVAILABLE"
     assert as_alice.post("/api/v1/companies/alice/session/start/").json()["error_code"] == (
-        "WORKER_UNAVAILABLE")
+        "WORKER_UNAVAILABLE"
+    )

@@ -34,11 +34,18 @@ def test_reads_are_limited_per_company(alice, as_alice, low_limits):
     assert statuses == [200] * 5 + [429]
 
 
-def test_a_caller_who_cannot_see_a_company_does_not_use_its_budget(alice, as_alice, as_bob,
-                                                                  low_limits):
+def test_a_caller_who_cannot_see_a_company_does_not_use_its_budget(
+    alice, as_alice, as_bob, low_limits
+):
     for _ in range(10):
-        assert as_bob.post("/api/v1/companies/alice/pairing-links/", {}, format="json").status_code == 404
-    assert as_alice.post("/api/v1/companies/alice/pairing-links/", {}, format="json").status_code == 201
+        assert (
+            as_bob.post("/api/v1/companies/alice/pairing-links/", {}, format="json").status_code
+            == 404
+        )
+    assert (
+        as_alice.post("/api/v1/companies/alice/pairing-links/", {}, format="json").status_code
+        == 201
+    )
 
 
 def test_the_limit_holds_across_callers_of_one_company(alice, as_alice, as_global, low_limits):

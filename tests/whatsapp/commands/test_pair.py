@@ -30,8 +30,10 @@ def run_pair(*args) -> tuple[threading.Thread, io.StringIO, list]:
 
 def test_it_prints_the_code_and_waits_until_connected(alice):
     thread, out, errors = run_pair("alice", "--phone", "+79001234567", "--wait", "20")
-    code = wait_for(lambda: next((w.pairing_code for w in phone.open_windows() if w.pairing_code), None),
-                    what="a pairing code")
+    code = wait_for(
+        lambda: next((w.pairing_code for w in phone.open_windows() if w.pairing_code), None),
+        what="a pairing code",
+    )
     assert code in wait_for(out.getvalue, what="output")
     phone.link_with_code("+79001234567", code)
     thread.join(25)

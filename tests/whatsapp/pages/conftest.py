@@ -27,8 +27,9 @@ def _compiled_translations():
 
 @pytest.fixture
 def staff_client(client, django_user_model):
-    user = django_user_model.objects.create_user("sam", password="pw-sam-123", is_staff=True,
-                                                 is_superuser=True)
+    user = django_user_model.objects.create_user(
+        "sam", password="pw-sam-123", is_staff=True, is_superuser=True
+    )
     client.force_login(user)
     client.user = user
     return client

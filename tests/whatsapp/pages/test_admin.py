@@ -23,8 +23,11 @@ def action(client, name, *companies, **extra):
 
 
 def log_messages(company) -> list[str]:
-    return list(LogEntry.objects.filter(object_id=str(company.pk), action_flag=CHANGE)
-                .values_list("change_message", flat=True))
+    return list(
+        LogEntry.objects.filter(object_id=str(company.pk), action_flag=CHANGE).values_list(
+            "change_message", flat=True
+        )
+    )
 
 
 def flash(response) -> str:
@@ -38,8 +41,8 @@ def test_the_company_list_shows_status_badge_phone_and_last_error(staff_client, 
 
     html = staff_client.get(CHANGELIST).content.decode()
 
-    assert 'badge--connected' in html and ALICE_PHONE in html
-    assert 'badge--failed' in html and "CLIENT_OUTDATED" in html
+    assert "badge--connected" in html and ALICE_PHONE in html
+    assert "badge--failed" in html and "CLIENT_OUTDATED" in html
     assert "Reset WhatsApp credentials" in html and "Create pairing link" in html
 
 
@@ -53,7 +56,9 @@ def test_the_status_filter_works(staff_client, alice, bob):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_reset_shows_what_will_be_removed_then_removes_it_and_logs_it(staff_client, alice, bob, worker):
+def test_reset_shows_what_will_be_removed_then_removes_it_and_logs_it(
+    staff_client, alice, bob, worker
+):
     code = linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
     phone.link_with_code(ALICE_PHONE, code.pairing_code)
     linked = wait_status(alice, SessionStatus.CONNECTED)
@@ -108,8 +113,9 @@ def test_reconnect_of_a_linked_company_is_requested_and_logged(staff_client, ali
 
 @pytest.mark.django_db
 def test_the_company_page_lists_attempts_read_only(staff_client, alice):
-    PairingAttempt.objects.create(company=alice, method=AttemptMethod.QR, started_by="user:sam",
-                                  outcome="expired")
+    PairingAttempt.objects.create(
+        company=alice, method=AttemptMethod.QR, started_by="user:sam", outcome="expired"
+    )
 
     html = staff_client.get(f"{CHANGELIST}{alice.pk}/change/").content.decode()
 
@@ -119,8 +125,9 @@ def test_the_company_page_lists_attempts_read_only(staff_client, alice):
 
 @pytest.mark.django_db
 def test_creating_an_api_key_shows_the_raw_key_once_and_never_the_hash(staff_client, alice):
-    response = staff_client.post("/admin/whatsapp/apikey/add/", {"name": "crm", "company": alice.pk},
-                                 follow=True)
+    response = staff_client.post(
+        "/admin/whatsapp/apikey/add/", {"name": "crm", "company": alice.pk}, follow=True
+    )
 
     key = ApiKey.objects.get(name="crm")
     shown = response.content.decode()
@@ -160,6 +167,8 @@ def test_revoking_pairing_links_voids_earlier_links_and_logs_it(staff_client, al
     with pytest.raises(LinkInvalid):
         pairing_link_resolve(old.url.rstrip("/").rsplit("/", 1)[-1])
     assert "Revoked every pairing link issued so far" in log_messages(alice)
-    assert AuditEvent.objects.get(company=alice, action=AuditAction.LINKS_REVOKED).actor.startswith("user:")
+    assert AuditEvent.objects.get(company=alice, action=AuditAction.LINKS_REVOKED).actor.startswith(
+        "user:"
+    )
     page = staff_client.get(f"/admin/whatsapp/company/{alice.pk}/change/")
     assert b"links_revoked" in page.content or b"Links revoked" in page.content

@@ -26,16 +26,30 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[3]
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 MOBILE = {"width": 375, "height": 812}
 DESKTOP = {"width": 1280, "height": 900}
 CODE_RE = re.compile(r"^[1-9A-HJ-NP-TV-Z]{4}-[1-9A-HJ-NP-TV-Z]{4}$")
 # Speed 15: the first QR lives 4 s, the next ones 1.3 s, the whole window about 11 s.
 SANDBOX_SPEED = "15"
 # Variables of the CI environment that would switch the server away from the embedded mode.
-STRIPPED_ENV = ("DATABASE_URL", "REDIS_URL", "CHANNEL_LAYER_PREFIX", "CACHE_KEY_PREFIX",
-                "WHATSAPP_WORKER_MODE", "SENTRY_DSN", "PUBLIC_BASE_URL", "ALLOWED_HOSTS")
+STRIPPED_ENV = (
+    "DATABASE_URL",
+    "REDIS_URL",
+    "CHANNEL_LAYER_PREFIX",
+    "CACHE_KEY_PREFIX",
+    "WHATSAPP_WORKER_MODE",
+    "SENTRY_DSN",
+    "PUBLIC_BASE_URL",
+    "ALLOWED_HOSTS",
+)
 
 SEED = r"""
 import json, time
@@ -101,13 +115,25 @@ def live(tmp_path_factory) -> Live:
     data = tmp_path_factory.mktemp("live-server")
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED_ENV}
-    env.update(DATA_DIR=str(data), WHATSAPP_BACKEND="sandbox", WHATSAPP_SANDBOX_SPEED=SANDBOX_SPEED,
-               DEBUG="1", PUBLIC_BASE_URL=f"http://127.0.0.1:{port}", PYTHONUNBUFFERED="1",
-               DJANGO_SETTINGS_MODULE="pairing_site.settings")
+    env.update(
+        DATA_DIR=str(data),
+        WHATSAPP_BACKEND="sandbox",
+        WHATSAPP_SANDBOX_SPEED=SANDBOX_SPEED,
+        DEBUG="1",
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        PYTHONUNBUFFERED="1",
+        DJANGO_SETTINGS_MODULE="pairing_site.settings",
+    )
 
     def manage(*args: str) -> str:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
         return done.stdout
 
@@ -118,8 +144,11 @@ def live(tmp_path_factory) -> Live:
     log = data / "server.log"
     with log.open("w") as log_file:
         server = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env,
-            stdout=log_file, stderr=subprocess.STDOUT,
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_http(f"http://127.0.0.1:{port}/", 60, server, log)
@@ -128,8 +157,9 @@ def live(tmp_path_factory) -> Live:
         else:
             shots = tmp_path_factory.mktemp("screenshots")
         shots.mkdir(parents=True, exist_ok=True)
-        yield Live(url=f"http://127.0.0.1:{port}", links=json.loads(seeded.group(1)),
-                   screenshots=shots)
+        yield Live(
+            url=f"http://127.0.0.1:{port}", links=json.loads(seeded.group(1)), screenshots=shots
+        )
     finally:
         server.terminate()
         try:
@@ -146,8 +176,9 @@ def browser(live):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                              headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         yield chromium
         chromium.close()
 
@@ -157,8 +188,9 @@ def new_page(browser):
     contexts = []
 
     def make(viewport=MOBILE, locale="en-US", **options):
-        context = browser.new_context(viewport=viewport, locale=locale, device_scale_factor=1,
-                                      **options)
+        context = browser.new_context(
+            viewport=viewport, locale=locale, device_scale_factor=1, **options
+        )
         context.set_default_timeout(15000)
         contexts.append(context)
         return context.new_page()
@@ -272,8 +304,12 @@ def test_an_error_is_a_plain_sentence_with_the_next_step(live, new_page):
 
     box = page.locator("#error-box")
     expect(box).to_be_visible()
-    expect(page.locator("#error-sentence")).to_have_text("Too many attempts for this number right now.")
-    expect(page.locator("#error-next")).to_have_text(re.compile(r"Wait 2 h and try again, or link with the QR code"))
+    expect(page.locator("#error-sentence")).to_have_text(
+        "Too many attempts for this number right now."
+    )
+    expect(page.locator("#error-next")).to_have_text(
+        re.compile(r"Wait 2 h and try again, or link with the QR code")
+    )
     expect(box.locator('[data-offer="qr"]')).to_be_visible()
     shot(live, page, "pair-error-mobile")
 
@@ -281,10 +317,13 @@ def test_an_error_is_a_plain_sentence_with_the_next_step(live, new_page):
     expect(page.locator("#tab-qr")).to_have_attribute("aria-selected", "true")
 
 
-@pytest.mark.parametrize("name, status, title", [
-    ("expired", 410, "This pairing link has expired"),
-    ("revoked", 410, "This pairing link was withdrawn"),
-])
+@pytest.mark.parametrize(
+    "name, status, title",
+    [
+        ("expired", 410, "This pairing link has expired"),
+        ("revoked", 410, "This pairing link was withdrawn"),
+    ],
+)
 def test_an_expired_or_revoked_link_shows_a_friendly_page(live, new_page, name, status, title):
     from playwright.sync_api import expect
 
@@ -341,7 +380,9 @@ def test_staff_reset_in_the_admin_turns_an_open_pairing_page_disconnected(live, 
     expect(admin.locator(".messagelist")).to_contain_text("WhatsApp credentials removed for 1")
 
     expect_status(user_page, "Not linked")
-    expect(user_page.locator("#error-sentence")).to_have_text("Your administrator removed the WhatsApp link.")
+    expect(user_page.locator("#error-sentence")).to_have_text(
+        "Your administrator removed the WhatsApp link."
+    )
     expect(user_page.locator("#link-panel")).to_be_visible()
     shot(live, user_page, "pair-after-reset-mobile")
 

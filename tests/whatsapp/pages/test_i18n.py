@@ -43,15 +43,18 @@ def test_lang_parameter_switches_and_is_remembered(client, alice_link):
 
 
 def test_the_set_language_form_switches_language(client, alice_link):
-    response = client.post(reverse("set_language"),
-                           {"language": "ru", "next": path_of(alice_link)}, follow=True)
+    response = client.post(
+        reverse("set_language"), {"language": "ru", "next": path_of(alice_link)}, follow=True
+    )
 
     assert "Получить код" in response.content.decode()
 
 
 def test_the_expired_link_page_is_translated_too(client, alice):
-    response = client.get(reverse("pair-page", kwargs={"link_token": expired_token(alice)}),
-                          headers={"Accept-Language": "ru"})
+    response = client.get(
+        reverse("pair-page", kwargs={"link_token": expired_token(alice)}),
+        headers={"Accept-Language": "ru"},
+    )
 
     assert response.status_code == 410
     assert "Срок действия ссылки истёк" in response.content.decode()

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.django_db
 def page_config(response) -> dict:
     html = response.content.decode()
     start = html.index('<script id="page-config" type="application/json">') + len(
-        '<script id="page-config" type="application/json">')
-    return json.loads(html[start:html.index("</script>", start)])
+        '<script id="page-config" type="application/json">'
+    )
+    return json.loads(html[start : html.index("</script>", start)])
 
 
 def expired_token(company) -> str:
@@ -107,7 +108,9 @@ def test_rate_limited_names_the_minutes_to_wait_when_retry_after_is_known():
     assert "QR code instead" in texts.error_sentence("RATE_LIMITED")
 
 
-def test_the_sandbox_banner_and_phone_helper_show_only_in_sandbox_mode(client, alice_link, settings):
+def test_the_sandbox_banner_and_phone_helper_show_only_in_sandbox_mode(
+    client, alice_link, settings
+):
     html = client.get(path_of(alice_link)).content.decode()
     assert "sandbox-banner" in html and "Simulate the phone" in html
 

@@ -63,8 +63,10 @@ async def on_phone(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     return await asyncio.to_thread(call)
 
 
-async def open_window(backend: SandboxBackend, client_uuid: str = ALICE,
-                      ) -> tuple[SandboxClient, EventLog, QRCode]:
+async def open_window(
+    backend: SandboxBackend,
+    client_uuid: str = ALICE,
+) -> tuple[SandboxClient, EventLog, QRCode]:
     log = EventLog()
     client = backend.create_client(client_uuid=client_uuid, device_jid=None, on_event=log)
     await client.connect()
@@ -72,8 +74,9 @@ async def open_window(backend: SandboxBackend, client_uuid: str = ALICE,
     return client, log, qr
 
 
-async def link_by_code(backend: SandboxBackend, number: str = ALICE_PHONE,
-                       client_uuid: str = ALICE) -> tuple[SandboxClient, EventLog, str]:
+async def link_by_code(
+    backend: SandboxBackend, number: str = ALICE_PHONE, client_uuid: str = ALICE
+) -> tuple[SandboxClient, EventLog, str]:
     """A new link by pairing code, up to the first Connected; returns the device JID."""
     client, log, _ = await open_window(backend, client_uuid)
     code = await client.pair_phone("".join(ch for ch in number if ch.isdigit()))
@@ -82,8 +85,9 @@ async def link_by_code(backend: SandboxBackend, number: str = ALICE_PHONE,
     return client, log, success.jid
 
 
-async def link_and_connect(backend: SandboxBackend, number: str = ALICE_PHONE,
-                           client_uuid: str = ALICE) -> tuple[SandboxClient, EventLog, str]:
+async def link_and_connect(
+    backend: SandboxBackend, number: str = ALICE_PHONE, client_uuid: str = ALICE
+) -> tuple[SandboxClient, EventLog, str]:
     client, log, jid = await link_by_code(backend, number, client_uuid)
     await log.wait_for(Connected)
     return client, log, jid

@@ -116,8 +116,7 @@ async def test_a_second_client_on_the_same_device_replaces_the_first(backend):
     other_worker = SandboxBackend(speed=20, poll_interval=0.02, linked_poll_interval=0.03)
     try:
         second_log = EventLog()
-        second = other_worker.create_client(client_uuid=ALICE, device_jid=jid,
-                                            on_event=second_log)
+        second = other_worker.create_client(client_uuid=ALICE, device_jid=jid, on_event=second_log)
         await second.connect()
         await second_log.wait_for(Connected)
 

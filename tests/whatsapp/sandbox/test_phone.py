@@ -36,7 +36,9 @@ async def test_it_rejects_a_qr_that_was_rotated_away(fast_backend):
 
 async def test_it_rejects_an_unknown_qr(backend):
     with pytest.raises(SandboxPhoneError, match="QR code is not valid"):
-        await on_phone(phone.link_with_qr, ALICE_PHONE, "https://wa.me/settings/linked_devices#2@x,a,b,c,1")
+        await on_phone(
+            phone.link_with_qr, ALICE_PHONE, "https://wa.me/settings/linked_devices#2@x,a,b,c,1"
+        )
 
 
 async def test_device_numbers_are_never_reused(backend):

@@ -30,9 +30,16 @@ class FailingClient(BackendClient):
 
     async def connect(self) -> None:
         now = timezone.now()
-        asyncio.get_running_loop().create_task(self.on_event(QRCode(
-            code="https://wa.me/settings/linked_devices#fake", index=0,
-            expires_at=now + timedelta(seconds=60), window_expires_at=now + timedelta(seconds=160))))
+        asyncio.get_running_loop().create_task(
+            self.on_event(
+                QRCode(
+                    code="https://wa.me/settings/linked_devices#fake",
+                    index=0,
+                    expires_at=now + timedelta(seconds=60),
+                    window_expires_at=now + timedelta(seconds=160),
+                )
+            )
+        )
 
     async def pair_phone(self, phone_digits: str) -> str:
         raise self.failure
@@ -64,7 +71,10 @@ class FailingBackend(Backend):
     ("failure", "code"),
     [
         (errors.ConnectionClosed("websocket not connected"), "CONNECTION_CLOSED"),
-        (errors.WhatsAppUnavailable("lookup web.whatsapp.com: no such host"), "WHATSAPP_UNAVAILABLE"),
+        (
+            errors.WhatsAppUnavailable("lookup web.whatsapp.com: no such host"),
+            "WHATSAPP_UNAVAILABLE",
+        ),
         (errors.InvalidPhone("phone number too short"), "INVALID_PHONE"),
         (errors.OperationTimeout("info query timed out"), "TIMEOUT"),
         (RuntimeError("a bug in a backend"), "INTERNAL_ERROR"),
@@ -80,6 +90,14 @@ def test_a_backend_failure_keeps_its_code_and_is_recorded(alice, failure, code):
         worker.stop()
     assert raised.value.code == code
     attempt = PairingAttempt.objects.get(company=alice)
-    assert (attempt.outcome, attempt.error_code, attempt.reached_whatsapp) == (AttemptOutcome.FAILED, code, True)
+    assert (attempt.outcome, attempt.error_code, attempt.reached_whatsapp) == (
+        AttemptOutcome.FAILED,
+        code,
+        True,
+    )
     session = session_of(alice)
-    assert (session.status, session.last_error_code, session.lock_token) == (SessionStatus.DISCONNECTED, code, "")
+    assert (session.status, session.last_error_code, session.lock_token) == (
+        SessionStatus.DISCONNECTED,
+        code,
+        "",
+    )

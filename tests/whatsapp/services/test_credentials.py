@@ -23,8 +23,12 @@ def link(company, number):
 
 
 def test_status_tells_whether_credentials_exist_and_whose(alice, worker):
-    assert credentials_status(alice) == {"has_credentials": False, "stored_phone": None,
-                                         "linked_at": None, "can_reset": False}
+    assert credentials_status(alice) == {
+        "has_credentials": False,
+        "stored_phone": None,
+        "linked_at": None,
+        "can_reset": False,
+    }
     link(alice, "+79001234567")
     status = credentials_status(alice)
     assert status["has_credentials"] and status["can_reset"]
@@ -36,7 +40,11 @@ def test_reset_deletes_exactly_this_companys_credentials_and_audits_it(alice, bo
     link(bob, "+79007654321")
     staff = Actor(kind="user", label="user:staff")
     audit = linking.credentials_reset(company=alice, actor=staff)
-    assert (audit.method, audit.outcome, audit.started_by) == (AttemptMethod.RESET, AttemptOutcome.CLEARED, "user:staff")
+    assert (audit.method, audit.outcome, audit.started_by) == (
+        AttemptMethod.RESET,
+        AttemptOutcome.CLEARED,
+        "user:staff",
+    )
     alice_session = session_of(alice)
     assert alice_session.status == SessionStatus.DISCONNECTED and not alice_session.has_credentials
     assert alice_session.linked_phone == "" and alice_session.owner == ""
@@ -82,10 +90,17 @@ def test_reset_during_linking_cancels_the_attempt(alice, worker):
 
 def test_an_abandoned_attempt_is_cancelled(alice, worker):
     session = linking.session_start(company=alice, actor=SYSTEM, via_socket=True)
-    assert linking.attempt_cancel(company=alice, attempt_id=session.current_attempt_id, reason="abandoned")
-    assert PairingAttempt.objects.get(pk=session.current_attempt_id).outcome == AttemptOutcome.CANCELLED
+    assert linking.attempt_cancel(
+        company=alice, attempt_id=session.current_attempt_id, reason="abandoned"
+    )
+    assert (
+        PairingAttempt.objects.get(pk=session.current_attempt_id).outcome
+        == AttemptOutcome.CANCELLED
+    )
     assert session_of(alice).status == SessionStatus.DISCONNECTED
-    assert not linking.attempt_cancel(company=alice, attempt_id=session.current_attempt_id, reason="again")
+    assert not linking.attempt_cancel(
+        company=alice, attempt_id=session.current_attempt_id, reason="again"
+    )
 
 
 def test_deleting_a_company_unlinks_its_device_and_touches_no_other(alice, bob, worker):

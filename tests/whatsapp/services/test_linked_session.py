@@ -48,12 +48,15 @@ def test_logout_from_the_phone_turns_logged_out_and_clears_credentials(alice, wo
     session = wait_status(alice, SessionStatus.LOGGED_OUT)
     assert session.last_error_code == "LOGGED_OUT" and not session.has_credentials
     assert not Device.objects.filter(jid=jid).exists()
-    assert PairingAttempt.objects.filter(company=alice, method=AttemptMethod.RESET,
-                                         started_by="whatsapp").exists()
+    assert PairingAttempt.objects.filter(
+        company=alice, method=AttemptMethod.RESET, started_by="whatsapp"
+    ).exists()
 
 
-@pytest.mark.parametrize(("number", "reason"), [("+79001230402", "TEMPORARILY_BANNED"),
-                                                ("+79001230405", "CLIENT_OUTDATED")])
+@pytest.mark.parametrize(
+    ("number", "reason"),
+    [("+79001230402", "TEMPORARILY_BANNED"), ("+79001230405", "CLIENT_OUTDATED")],
+)
 def test_a_ban_or_an_outdated_client_is_a_failure_with_its_reason(alice, worker, number, reason):
     code = linking.pairing_code_request(company=alice, phone_number=number, actor=SYSTEM)
     phone.link_with_code(number, code.pairing_code)
@@ -97,4 +100,7 @@ def test_reconnect_and_logout_are_audited_with_who_did_it(alice, worker):
     wait_status(alice, SessionStatus.CONNECTED)
     linking.session_logout(company=alice, actor=staff)
     actions = list(AuditEvent.objects.filter(company=alice).values_list("action", "actor"))
-    assert sorted(actions) == [(AuditAction.LOGOUT, "user:staff"), (AuditAction.RECONNECT, "user:staff")]
+    assert sorted(actions) == [
+        (AuditAction.LOGOUT, "user:staff"),
+        (AuditAction.RECONNECT, "user:staff"),
+    ]

@@ -29,8 +29,11 @@ def neonize_worker(settings):
 def test_starting_a_session_ends_whatsapp_unavailable_within_5_seconds(alice, neonize_worker):
     started = time.monotonic()
     linking.session_start(company=alice, actor=SYSTEM)
-    session = wait_for(lambda: (s := session_of(alice)).last_error_code == "WHATSAPP_UNAVAILABLE" and s,
-                       timeout=5, what="WHATSAPP_UNAVAILABLE on the session")
+    session = wait_for(
+        lambda: (s := session_of(alice)).last_error_code == "WHATSAPP_UNAVAILABLE" and s,
+        timeout=5,
+        what="WHATSAPP_UNAVAILABLE on the session",
+    )
     assert time.monotonic() - started < 5
     assert session.status == SessionStatus.DISCONNECTED and not session.wants_running
     attempt = PairingAttempt.objects.get(company=alice)

@@ -44,7 +44,9 @@ def link(company, phone_number=ALICE_PHONE):
 
 
 def test_it_returns_a_code_in_whatsapps_format_valid_until_the_window_ends(alice, worker):
-    code = linking.pairing_code_request(company=alice, phone_number="+7 (900) 123-45-67", actor=SYSTEM)
+    code = linking.pairing_code_request(
+        company=alice, phone_number="+7 (900) 123-45-67", actor=SYSTEM
+    )
     session = session_of(alice)
     assert CODE_RE.match(code.pairing_code)
     assert code.phone_number == ALICE_PHONE
@@ -58,7 +60,11 @@ def test_it_returns_a_code_in_whatsapps_format_valid_until_the_window_ends(alice
 def test_a_repeat_for_the_same_phone_gets_the_same_code_without_asking_whatsapp(alice, worker):
     first = linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
     again = linking.pairing_code_request(company=alice, phone_number="79001234567", actor=SYSTEM)
-    assert (again.pairing_code, again.attempt_id, again.reused) == (first.pairing_code, first.attempt_id, True)
+    assert (again.pairing_code, again.attempt_id, again.reused) == (
+        first.pairing_code,
+        first.attempt_id,
+        True,
+    )
     assert CodeRequest.objects.filter(phone=ALICE_PHONE[1:]).count() == 1
 
 
@@ -67,8 +73,9 @@ def test_twenty_concurrent_identical_requests_make_one_backend_request_and_one_c
 
     def ask():
         try:
-            results.append(linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE,
-                                                        actor=SYSTEM))
+            results.append(
+                linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
+            )
         except Exception as error:  # collected, so the assertion shows it
             failures.append(error)
 
@@ -83,7 +90,9 @@ def test_twenty_concurrent_identical_requests_make_one_backend_request_and_one_c
     assert PairingAttempt.objects.filter(company=alice, method="code").count() == 1
 
 
-def test_a_request_for_another_phone_supersedes_the_attempt_and_only_the_latest_code_links(alice, worker):
+def test_a_request_for_another_phone_supersedes_the_attempt_and_only_the_latest_code_links(
+    alice, worker
+):
     first = linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
     second = linking.pairing_code_request(company=alice, phone_number=OTHER_PHONE, actor=SYSTEM)
     assert second.attempt_id != first.attempt_id
@@ -108,7 +117,9 @@ def test_stale_credentials_of_another_phone_are_cleaned_and_pairing_proceeds(ali
 
     code = linking.pairing_code_request(company=alice, phone_number=OTHER_PHONE, actor=SYSTEM)
 
-    assert not linking.backend().credentials_exists(client_uuid=str(session.client_uuid), device_jid=old_jid)
+    assert not linking.backend().credentials_exists(
+        client_uuid=str(session.client_uuid), device_jid=old_jid
+    )
     audit = PairingAttempt.objects.get(company=alice, method=AttemptMethod.RESET)
     assert audit.outcome == AttemptOutcome.CLEARED and audit.phone == ALICE_PHONE
     assert "stale credentials" in audit.note
@@ -127,8 +138,9 @@ def test_live_credentials_of_another_phone_conflict_with_the_phone_masked(alice,
 
 def test_replace_existing_replaces_a_live_link_of_another_phone(alice, worker):
     link(alice, ALICE_PHONE)
-    code = linking.pairing_code_request(company=alice, phone_number=OTHER_PHONE, actor=SYSTEM,
-                                        replace_existing=True)
+    code = linking.pairing_code_request(
+        company=alice, phone_number=OTHER_PHONE, actor=SYSTEM, replace_existing=True
+    )
     assert PairingAttempt.objects.filter(company=alice, method=AttemptMethod.RESET).count() == 1
     phone.link_with_code(OTHER_PHONE, code.pairing_code)
     assert wait_status(alice, SessionStatus.CONNECTED).linked_phone == OTHER_PHONE
@@ -137,8 +149,9 @@ def test_replace_existing_replaces_a_live_link_of_another_phone(alice, worker):
 def test_the_connected_phone_itself_is_already_connected(alice, worker):
     link(alice, ALICE_PHONE)
     with pytest.raises(AlreadyConnected):
-        linking.pairing_code_request(company=alice, phone_number="+7 900 123 45 67", actor=SYSTEM,
-                                     replace_existing=True)
+        linking.pairing_code_request(
+            company=alice, phone_number="+7 900 123 45 67", actor=SYSTEM, replace_existing=True
+        )
 
 
 def test_the_cap_counts_only_requests_that_reached_whatsapp(alice, bob, charlie, worker, settings):
@@ -205,10 +218,14 @@ def test_a_held_lock_makes_a_second_operation_time_out_not_hang(alice, worker, s
 
 def test_without_a_worker_it_says_worker_unavailable_and_records_it(alice):
     with pytest.raises(WorkerUnavailable):
-        linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE,
-                                     actor=Actor(kind="user", label="user:staff"))
+        linking.pairing_code_request(
+            company=alice, phone_number=ALICE_PHONE, actor=Actor(kind="user", label="user:staff")
+        )
     attempt = PairingAttempt.objects.get(company=alice)
     assert (attempt.outcome, attempt.error_code, attempt.started_by) == (
-        AttemptOutcome.FAILED, "WORKER_UNAVAILABLE", "user:staff")
+        AttemptOutcome.FAILED,
+        "WORKER_UNAVAILABLE",
+        "user:staff",
+    )
     session = session_of(alice)
     assert session.last_error_code == "WORKER_UNAVAILABLE" and session.lock_token == ""

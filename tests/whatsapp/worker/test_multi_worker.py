@@ -27,8 +27,10 @@ from whatsapp.services.state import session_get
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
-    pytest.mark.skipif(not (USES_POSTGRES and USES_REDIS),
-                       reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI does)"),
+    pytest.mark.skipif(
+        not (USES_POSTGRES and USES_REDIS),
+        reason="needs PostgreSQL and Redis: set DATABASE_URL and REDIS_URL (CI does)",
+    ),
 ]
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -61,7 +63,10 @@ def two_workers(tmp_path, settings):
         log = open(tmp_path / f"{name}.log", "w")
         processes[name] = subprocess.Popen(
             [sys.executable, "manage.py", "whatsapp_worker", "--worker-id", name],
-            cwd=ROOT, env=worker_env(), stdout=log, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=worker_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for(lambda: live_workers().count() == 2, timeout=30, what="two live workers")
@@ -83,16 +88,20 @@ def open_windows_per_company() -> dict[int, int]:
     counts = {}
     for session in WhatsAppSession.objects.all():
         counts[session.company_id] = LoginWindow.objects.filter(
-            client_uuid=str(session.client_uuid), state=LoginWindow.State.OPEN).count()
+            client_uuid=str(session.client_uuid), state=LoginWindow.State.OPEN
+        ).count()
     return counts
 
 
 def test_two_workers_share_companies_each_owned_by_exactly_one(two_workers):
-    companies = [Company.objects.create(slug=f"c{i}", name=f"Company {i}") for i in range(COMPANIES)]
+    companies = [
+        Company.objects.create(slug=f"c{i}", name=f"Company {i}") for i in range(COMPANIES)
+    ]
     for company in companies:
         # As the web side leaves a session it wants running before any worker has it.
         WhatsAppSession.objects.filter(pk=session_get(company).pk).update(
-            wants_running=True, status=SessionStatus.CONNECTING)
+            wants_running=True, status=SessionStatus.CONNECTING
+        )
 
     def all_showing_qr():
         return WhatsAppSession.objects.filter(status=SessionStatus.QR_READY).count() == COMPANIES
@@ -117,9 +126,15 @@ def test_two_workers_share_companies_each_owned_by_exactly_one(two_workers):
     stream_before = Device.objects.get(phone="79001234567").connection_token
     two_workers[dead].kill()
     survivor = ({"w1", "w2"} - {dead}).pop()
-    wait_for(lambda: set(WhatsAppSession.objects.values_list("owner", flat=True)) == {survivor},
-             timeout=20, what="every company moved to the surviving worker")
-    wait_for(lambda: Device.objects.get(phone="79001234567").connection_token not in ("", stream_before)
-             and session_get(target).status == SessionStatus.CONNECTED, timeout=10,
-             what="the linked company reconnected on the survivor")
+    wait_for(
+        lambda: set(WhatsAppSession.objects.values_list("owner", flat=True)) == {survivor},
+        timeout=20,
+        what="every company moved to the surviving worker",
+    )
+    wait_for(
+        lambda: Device.objects.get(phone="79001234567").connection_token not in ("", stream_before)
+        and session_get(target).status == SessionStatus.CONNECTED,
+        timeout=10,
+        what="the linked company reconnected on the survivor",
+    )
     wait_for(lambda: set(open_windows_per_company().values()) <= {0, 1}, what="one window each")

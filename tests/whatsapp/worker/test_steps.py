@@ -35,7 +35,9 @@ def test_heartbeat_renews_leases_and_drops_a_session_whose_lease_was_taken(alice
     before = session_of(alice).lease_expires_at
     worker.call(runner_worker.step_heartbeat())
     assert session_of(alice).lease_expires_at > before
-    assert Worker.objects.get(worker_id=runner_worker.worker_id).heartbeat_at > timezone.now() - timedelta(seconds=2)
+    assert Worker.objects.get(
+        worker_id=runner_worker.worker_id
+    ).heartbeat_at > timezone.now() - timedelta(seconds=2)
     # Another worker took the company over (this one was paused past its lease).
     WhatsAppSession.objects.filter(company=alice).update(owner="someone-else")
     worker.call(runner_worker.step_heartbeat())
@@ -55,7 +57,8 @@ def test_claim_takes_an_orphaned_session_and_resumes_it(alice, worker):
     worker.call(worker.worker.runner_lost(worker.worker.runners[alice.pk]))
     # As if its worker had died: the lease is still there but expired.
     WhatsAppSession.objects.filter(pk=session.pk).update(
-        owner="dead-worker", lease_expires_at=timezone.now() - timedelta(seconds=1))
+        owner="dead-worker", lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
     assert worker.call(worker.worker.step_claim()) == 1
     wait_for(lambda: session_of(alice).owner == worker.worker.worker_id, what="claimed")
     assert wait_status(alice, SessionStatus.CONNECTED).linked_jid == session.linked_jid

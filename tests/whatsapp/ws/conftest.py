@@ -27,8 +27,9 @@ async def loop_worker(transactional_db) -> AsyncIterator[WhatsAppWorker]:
     await worker.stop()
 
 
-def communicator(path: str, *, key: str | None = None,
-                 headers: list[tuple[bytes, bytes]] | None = None) -> WebsocketCommunicator:
+def communicator(
+    path: str, *, key: str | None = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> WebsocketCommunicator:
     from pairing_site.asgi import application
 
     all_headers = list(headers or [])
@@ -53,8 +54,9 @@ async def refused_with(path: str, **kwargs) -> int | None:
     return code
 
 
-async def receive_until(socket: WebsocketCommunicator, kind: str, *, within: float = 5.0,
-                        **match) -> dict:
+async def receive_until(
+    socket: WebsocketCommunicator, kind: str, *, within: float = 5.0, **match
+) -> dict:
     """Skip messages until one of `kind` (and matching fields) arrives."""
     seen = []
     try:
@@ -62,7 +64,9 @@ async def receive_until(socket: WebsocketCommunicator, kind: str, *, within: flo
             while True:
                 message = await socket.receive_json_from(timeout=within)
                 seen.append(message.get("type"))
-                if message.get("type") == kind and all(message.get(k) == v for k, v in match.items()):
+                if message.get("type") == kind and all(
+                    message.get(k) == v for k, v in match.items()
+                ):
                     return message
     except TimeoutError:
         raise AssertionError(f"no {kind} {match or ''}; got {seen}") from None

@@ -31,8 +31,11 @@ ALICE_WS = "/ws/v1/companies/alice/"
 
 async def test_alices_key_gets_alices_status_at_once(alice, alice_key):
     socket = await connected(ALICE_WS, key=alice_key)
-    assert await socket.receive_json_from() == {"type": "status", "status": "disconnected",
-                                                "linked_phone": None}
+    assert await socket.receive_json_from() == {
+        "type": "status",
+        "status": "disconnected",
+        "linked_phone": None,
+    }
     await socket.disconnect()
 
 
@@ -64,20 +67,27 @@ async def test_the_key_may_come_in_the_query_string(alice, bob, alice_key):
 
 
 def _session_cookie(**user_fields) -> bytes:
-    user = get_user_model().objects.create_user(username=user_fields.pop("username", "sam"),
-                                                password="pw-12345678", **user_fields)
+    user = get_user_model().objects.create_user(
+        username=user_fields.pop("username", "sam"), password="pw-12345678", **user_fields
+    )
     client = Client()
     client.force_login(user)
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
-@pytest.mark.parametrize(("origin", "host"), [(b"http://testserver", b"testserver"),
-                                              (b"http://127.0.0.1:8000", b"127.0.0.1:8000"),
-                                              (b"https://localhost", b"localhost")])
+@pytest.mark.parametrize(
+    ("origin", "host"),
+    [
+        (b"http://testserver", b"testserver"),
+        (b"http://127.0.0.1:8000", b"127.0.0.1:8000"),
+        (b"https://localhost", b"localhost"),
+    ],
+)
 async def test_a_staff_session_from_our_origin_connects(alice, origin, host):
     cookie = await db(_session_cookie, is_staff=True)
-    socket = await connected(ALICE_WS, headers=[(b"cookie", cookie), (b"origin", origin),
-                                                (b"host", host)])
+    socket = await connected(
+        ALICE_WS, headers=[(b"cookie", cookie), (b"origin", origin), (b"host", host)]
+    )
     assert (await socket.receive_json_from())["type"] == "status"
     await socket.disconnect()
 
@@ -85,17 +95,39 @@ async def test_a_staff_session_from_our_origin_connects(alice, origin, host):
 async def test_a_staff_session_from_a_foreign_origin_is_refused(alice, settings):
     settings.ALLOWED_HOSTS = ["*"]  # even then, only the socket's own host counts
     cookie = await db(_session_cookie, is_staff=True)
-    assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie), (b"host", b"127.0.0.1:8000"),
-                                                 (b"origin", b"https://evil.example")]) == 4403
-    assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie), (b"host", b"127.0.0.1:8000"),
-                                                 (b"origin", b"http://127.0.0.1:9999")]) == 4403
+    assert (
+        await refused_with(
+            ALICE_WS,
+            headers=[
+                (b"cookie", cookie),
+                (b"host", b"127.0.0.1:8000"),
+                (b"origin", b"https://evil.example"),
+            ],
+        )
+        == 4403
+    )
+    assert (
+        await refused_with(
+            ALICE_WS,
+            headers=[
+                (b"cookie", cookie),
+                (b"host", b"127.0.0.1:8000"),
+                (b"origin", b"http://127.0.0.1:9999"),
+            ],
+        )
+        == 4403
+    )
     assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie)]) == 4403
 
 
 async def test_a_non_staff_session_is_refused(alice):
     cookie = await db(_session_cookie, username="eve")
-    assert await refused_with(ALICE_WS, headers=[(b"cookie", cookie),
-                                                 (b"origin", b"http://testserver")]) == 4401
+    assert (
+        await refused_with(
+            ALICE_WS, headers=[(b"cookie", cookie), (b"origin", b"http://testserver")]
+        )
+        == 4401
+    )
 
 
 # --- what it receives ----------------------------------------------------------------------
@@ -107,8 +139,11 @@ async def test_a_reload_mid_attempt_gets_the_live_qr(alice, alice_key, loop_work
     await receive_until(first, "qr")
     await first.disconnect()
     socket = await connected(ALICE_WS, key=alice_key)
-    assert await socket.receive_json_from() == {"type": "status", "status": "qr_ready",
-                                                "linked_phone": None}
+    assert await socket.receive_json_from() == {
+        "type": "status",
+        "status": "qr_ready",
+        "linked_phone": None,
+    }
     qr = await socket.receive_json_from()
     assert qr["type"] == "qr" and qr["qr"] and qr["image"].startswith("data:image/png")
     await socket.disconnect()
@@ -117,11 +152,16 @@ async def test_a_reload_mid_attempt_gets_the_live_qr(alice, alice_key, loop_work
 async def test_events_of_a_service_call_reach_the_socket(alice, alice_key, loop_worker):
     socket = await connected(ALICE_WS, key=alice_key)
     await socket.receive_json_from()
-    code = await db(linking.pairing_code_request, company=alice, actor=SYSTEM,
-                    phone_number=ALICE_PHONE)
+    code = await db(
+        linking.pairing_code_request, company=alice, actor=SYSTEM, phone_number=ALICE_PHONE
+    )
     event = await receive_until(socket, "pairing_code")
-    assert event == {"type": "pairing_code", "pairing_code": code.pairing_code,
-                     "phone_number": "+79001234567", "expires_at": code.expires_at.isoformat()}
+    assert event == {
+        "type": "pairing_code",
+        "pairing_code": code.pairing_code,
+        "phone_number": "+79001234567",
+        "expires_at": code.expires_at.isoformat(),
+    }
     await db(phone.link_with_code, ALICE_PHONE, code.pairing_code)
     await receive_until(socket, "status", status="connected")
     assert await socket.receive_json_from() == {"type": "connected", "phone_number": "+79001234567"}
@@ -169,22 +209,25 @@ async def test_it_requests_a_pairing_code_and_repeats_it(alice, alice_key, loop_
 async def test_service_errors_come_back_as_error_messages(alice, alice_key, loop_worker):
     socket = await connected(ALICE_WS, key=alice_key)
     await socket.receive_json_from()
-    await socket.send_json_to({"type": "request_pairing_code", "phone_number": "8 900 123 45 67",
-                               "request_id": "r1"})
+    await socket.send_json_to(
+        {"type": "request_pairing_code", "phone_number": "8 900 123 45 67", "request_id": "r1"}
+    )
     error = await receive_until(socket, "error")
     assert error["error_code"] == "INVALID_PHONE" and error["request_id"] == "r1"
     assert error["error"]
     await socket.send_json_to({"type": "request_pairing_code"})
     assert (await receive_until(socket, "error"))["error_code"] == "VALIDATION_ERROR"
-    await socket.send_json_to({"type": "request_pairing_code", "phone_number": ALICE_PHONE,
-                               "replace_existing": "yes"})
+    await socket.send_json_to(
+        {"type": "request_pairing_code", "phone_number": ALICE_PHONE, "replace_existing": "yes"}
+    )
     assert (await receive_until(socket, "error"))["error_code"] == "VALIDATION_ERROR"
     await socket.disconnect()
 
 
 async def test_it_resets_credentials(alice, alice_key, loop_worker):
-    code = await db(linking.pairing_code_request, company=alice, actor=SYSTEM,
-                    phone_number=ALICE_PHONE)
+    code = await db(
+        linking.pairing_code_request, company=alice, actor=SYSTEM, phone_number=ALICE_PHONE
+    )
     await db(phone.link_with_code, ALICE_PHONE, code.pairing_code)
     socket = await connected(ALICE_WS, key=alice_key)
     await receive_until(socket, "status", status="connected", within=5)
@@ -210,10 +253,18 @@ async def test_writes_are_rate_limited_per_company(alice, alice_key, loop_worker
 # --- bad frames ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("frame", [
-    "{not json", "[1, 2]", '"ping"', '{"no": "type"}', '{"type": 5}', '{"type": "explode"}',
-    json.dumps({"type": "ping", "pad": "x" * 5000}),
-])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        "{not json",
+        "[1, 2]",
+        '"ping"',
+        '{"no": "type"}',
+        '{"type": 5}',
+        '{"type": "explode"}',
+        json.dumps({"type": "ping", "pad": "x" * 5000}),
+    ],
+)
 async def test_bad_frames_get_an_error_and_the_socket_stays_usable(alice, alice_key, frame):
     socket = await connected(ALICE_WS, key=alice_key)
     await socket.receive_json_from()

@@ -21,8 +21,11 @@ def _token(company: Company, **kwargs) -> str:
 
 async def test_a_valid_link_gets_its_company_status(alice):
     socket = await connected(f"/ws/v1/pair/{await db(_token, alice)}/")
-    assert await socket.receive_json_from() == {"type": "status", "status": "disconnected",
-                                                "linked_phone": None}
+    assert await socket.receive_json_from() == {
+        "type": "status",
+        "status": "disconnected",
+        "linked_phone": None,
+    }
     await socket.disconnect()
 
 
@@ -104,12 +107,19 @@ async def test_the_end_user_cannot_replace_a_live_link_either(alice, loop_worker
     from whatsapp.sandbox import phone
     from whatsapp.services import linking
 
-    code = await db(linking.pairing_code_request, company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
+    code = await db(
+        linking.pairing_code_request, company=alice, phone_number=ALICE_PHONE, actor=SYSTEM
+    )
     await db(phone.link_with_code, ALICE_PHONE, code.pairing_code)
     socket = await connected(f"/ws/v1/pair/{await db(_token, alice)}/")
     await receive_until(socket, "connected")
-    await socket.send_json_to({"type": "request_pairing_code", "phone_number": "+1 415 555 2671",
-                               "replace_existing": True})
+    await socket.send_json_to(
+        {
+            "type": "request_pairing_code",
+            "phone_number": "+1 415 555 2671",
+            "replace_existing": True,
+        }
+    )
     error = await receive_until(socket, "error")
     assert error["error_code"] == "PERMISSION_DENIED"
     assert not await db(PairingAttempt.objects.filter(method="reset").exists)

@@ -49,8 +49,14 @@ HOST_START_TIMEOUT = 30.0  # importing neonize and starting Go takes about a sec
 HOST_STOP_TIMEOUT = 5.0
 STDERR_TAIL_LINES = 30
 # Events that end a login window: after them the window timer must not fire.
-_WINDOW_ENDERS = (base.PairSuccess, base.Connected, base.ConnectError, base.ClientCrashed,
-                  base.LoggedOut, base.PairingWindowClosed)
+_WINDOW_ENDERS = (
+    base.PairSuccess,
+    base.Connected,
+    base.ConnectError,
+    base.ClientCrashed,
+    base.LoggedOut,
+    base.PairingWindowClosed,
+)
 
 
 class _Host:
@@ -123,8 +129,13 @@ class _Host:
 class NeonizeBackend(base.Backend):
     name = "neonize"
 
-    def __init__(self, *, max_connects: int | None = None, operation_timeout: float | None = None,
-                 debug_commands: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        max_connects: int | None = None,
+        operation_timeout: float | None = None,
+        debug_commands: bool = False,
+    ) -> None:
         self._max_connects = max_connects
         self._operation_timeout = operation_timeout
         self._debug_commands = debug_commands  # tests: allows the host's debug_panic command
@@ -158,10 +169,12 @@ class NeonizeBackend(base.Backend):
             task.cancel()
         self._current = None
 
-    def create_client(self, *, client_uuid: str, device_jid: str | None,
-                      on_event: base.EventHandler) -> NeonizeClient:
-        return NeonizeClient(self, client_uuid=client_uuid, device_jid=device_jid,
-                             on_event=on_event)
+    def create_client(
+        self, *, client_uuid: str, device_jid: str | None, on_event: base.EventHandler
+    ) -> NeonizeClient:
+        return NeonizeClient(
+            self, client_uuid=client_uuid, device_jid=device_jid, on_event=on_event
+        )
 
     def credentials_exists(self, *, client_uuid: str, device_jid: str | None) -> bool:
         return store.credentials_exists(device_jid=device_jid)
@@ -208,8 +221,13 @@ class NeonizeBackend(base.Backend):
                     return  # still connecting/connected on a retiring host: leave it there
                 await self._move_away(client)
             if client.host is None:
-                await host.request("create", within=self.operation_timeout, client=client.uuid,
-                                   store=client.store_name, jid=client.device_jid)
+                await host.request(
+                    "create",
+                    within=self.operation_timeout,
+                    client=client.uuid,
+                    store=client.store_name,
+                    jid=client.device_jid,
+                )
                 host.clients[client.uuid] = client
                 client.host = host
             if client.uuid in host.running:
@@ -247,15 +265,19 @@ class NeonizeBackend(base.Backend):
         if old.dead:
             return
         with contextlib.suppress(ServiceError):
-            await old.request("disconnect", within=self.operation_timeout, client=client.uuid,
-                              forget=True)
+            await old.request(
+                "disconnect", within=self.operation_timeout, client=client.uuid, forget=True
+            )
         self._retire_when_idle(old)
 
     async def _spawn_host(self) -> _Host:
         self._host_count += 1
         flags = ["--debug-commands"] if self._debug_commands else []
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", HOST_MODULE, *flags,
+            sys.executable,
+            "-m",
+            HOST_MODULE,
+            *flags,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
@@ -352,10 +374,12 @@ class NeonizeBackend(base.Backend):
             host._ready.set_exception(ConnectionClosed("The neonize host exited at start."))
             host._ready.exception()  # retrieved here so asyncio does not log it
         crashed = not host.closing
-        host.fail_pending(ConnectionClosed(
-            "The WhatsApp connection ended: the neonize host "
-            + ("crashed." if crashed else "stopped.")
-        ))
+        host.fail_pending(
+            ConnectionClosed(
+                "The WhatsApp connection ended: the neonize host "
+                + ("crashed." if crashed else "stopped.")
+            )
+        )
         if crashed:
             message = host.crash_message()
             log.error("%s", message)
@@ -378,8 +402,14 @@ class NeonizeBackend(base.Backend):
 
 
 class NeonizeClient(base.BackendClient):
-    def __init__(self, backend: NeonizeBackend, *, client_uuid: str, device_jid: str | None,
-                 on_event: base.EventHandler) -> None:
+    def __init__(
+        self,
+        backend: NeonizeBackend,
+        *,
+        client_uuid: str,
+        device_jid: str | None,
+        on_event: base.EventHandler,
+    ) -> None:
         self.backend = backend
         self.uuid = client_uuid
         self.device_jid = device_jid
@@ -416,8 +446,13 @@ class NeonizeClient(base.BackendClient):
         if host is None or host.dead or self.uuid not in host.running:
             raise ConnectionClosed("The WhatsApp connection is not open; start linking again.")
         timeout = self.backend.operation_timeout
-        result = await host.request("pair_phone", within=timeout, client=self.uuid,
-                                    phone=phone_digits, wait=max(timeout - 1.0, 0.1))
+        result = await host.request(
+            "pair_phone",
+            within=timeout,
+            client=self.uuid,
+            phone=phone_digits,
+            wait=max(timeout - 1.0, 0.1),
+        )
         return str(result["code"])
 
     async def logout(self) -> None:
@@ -434,8 +469,9 @@ class NeonizeClient(base.BackendClient):
             return
         self._leave(host)
         try:
-            await host.request(command, within=self.backend.operation_timeout, client=self.uuid,
-                               **arguments)
+            await host.request(
+                command, within=self.backend.operation_timeout, client=self.uuid, **arguments
+            )
         finally:
             self.backend._retire_when_idle(host)
 
@@ -486,8 +522,9 @@ class NeonizeClient(base.BackendClient):
 
     async def _stop_after_window(self, host: _Host) -> None:
         with contextlib.suppress(ServiceError):
-            await host.request("disconnect", within=self.backend.operation_timeout,
-                               client=self.uuid, forget=False)
+            await host.request(
+                "disconnect", within=self.backend.operation_timeout, client=self.uuid, forget=False
+            )
 
 
 async def _readline(stream: asyncio.StreamReader) -> bytes:

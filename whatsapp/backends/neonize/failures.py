@@ -42,7 +42,11 @@ _PAIR_PHONE_RULES: tuple[tuple[tuple[str, ...], type[ServiceError], str], ...] =
         "WhatsApp needs the number in international format (with the country code).",
     ),
     (("bad-request",), InvalidPhone, "WhatsApp rejected the pairing request for this number."),
-    (("429", "rate-overlimit"), RateLimited, "WhatsApp rate-limited pairing codes for this number."),
+    (
+        ("429", "rate-overlimit"),
+        RateLimited,
+        "WhatsApp rate-limited pairing codes for this number.",
+    ),
     (
         ("websocket not connected", "client is nil"),
         ConnectionClosed,

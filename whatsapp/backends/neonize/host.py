@@ -92,16 +92,31 @@ class Host:
         request_id = request.get("id")
         try:
             handler = getattr(self, f"cmd_{request['cmd']}", None)
-            if handler is None or (request["cmd"].startswith("debug_") and not self._debug_commands):
+            if handler is None or (
+                request["cmd"].startswith("debug_") and not self._debug_commands
+            ):
                 raise ValidationFailed(f"unknown host command {request['cmd']!r}")
             result = handler(request)
         except ServiceError as error:
-            self.send({"reply": request_id, "ok": False, "code": error.code,
-                       "message": error.message, "details": error.details})
+            self.send(
+                {
+                    "reply": request_id,
+                    "ok": False,
+                    "code": error.code,
+                    "message": error.message,
+                    "details": error.details,
+                }
+            )
         except Exception as error:  # a bug here must not kill the other clients' host
             log.exception("host command %s failed", request.get("cmd"))
-            self.send({"reply": request_id, "ok": False, "code": "INTERNAL_ERROR",
-                       "message": f"{type(error).__name__}: {error}"})
+            self.send(
+                {
+                    "reply": request_id,
+                    "ok": False,
+                    "code": "INTERNAL_ERROR",
+                    "message": f"{type(error).__name__}: {error}",
+                }
+            )
         else:
             self.send({"reply": request_id, "ok": True, "result": result or {}})
 
@@ -116,8 +131,9 @@ class Host:
             existing = self._clients.get(uuid)
             if existing is not None:
                 return {"created": False}
-            hosted = HostedClient(uuid=uuid, client=_new_client(request["store"], uuid,
-                                                                request.get("jid")))
+            hosted = HostedClient(
+                uuid=uuid, client=_new_client(request["store"], uuid, request.get("jid"))
+            )
             self._clients[uuid] = hosted
         self._subscribe(hosted)
         return {"created": True}
@@ -137,8 +153,9 @@ class Host:
             self.connects += 1
         # Sent before the thread starts so the backend always sees "running" before "done".
         self.send({"state": "running", "client": hosted.uuid, "connects": self.connects})
-        hosted.thread = threading.Thread(target=self._connect, args=(hosted,),
-                                         name=f"connect-{hosted.uuid}", daemon=True)
+        hosted.thread = threading.Thread(
+            target=self._connect, args=(hosted,), name=f"connect-{hosted.uuid}", daemon=True
+        )
         hosted.thread.start()
         return {"connects": self.connects}
 
@@ -230,9 +247,10 @@ class Host:
             # must find the client stopped, not still "running".
             self.send({"state": "done", "client": hosted.uuid, "connects": self.connects})
         if failure is not None and not hosted.stopping:
-            self.emit(hosted.uuid, base.ConnectError(
-                error_code=failures.connect_error_code(failure), message=failure
-            ))
+            self.emit(
+                hosted.uuid,
+                base.ConnectError(error_code=failures.connect_error_code(failure), message=failure),
+            )
 
     def _release_after_setup(self, hosted: HostedClient) -> None:
         hosted.set_up.wait(GO_SETUP_SECONDS)

@@ -155,6 +155,14 @@ def _reason_name(message: LoggedOut) -> str:
 
 # The neonize event classes the host subscribes to (ConnectedEv is among them).
 SUBSCRIBED_EVENTS: tuple[type[Message], ...] = (
-    Connected, PairStatus, LoggedOut, StreamReplaced, TemporaryBan, ConnectFailure,
-    ClientOutdated, KeepAliveTimeout, KeepAliveRestored, Disconnected,
+    Connected,
+    PairStatus,
+    LoggedOut,
+    StreamReplaced,
+    TemporaryBan,
+    ConnectFailure,
+    ClientOutdated,
+    KeepAliveTimeout,
+    KeepAliveRestored,
+    Disconnected,
 )

@@ -22,10 +22,21 @@ from whatsapp.backends import base
 _EVENT_CLASSES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
-        base.QRCode, base.PairingWindowClosed, base.PairSuccess, base.PairError, base.Connected,
-        base.LoggedOut, base.StreamReplaced, base.TemporaryBan, base.ClientOutdated,
-        base.ConnectFailure, base.Disconnected, base.KeepAliveTimeout, base.KeepAliveRestored,
-        base.ConnectError, base.ClientCrashed,
+        base.QRCode,
+        base.PairingWindowClosed,
+        base.PairSuccess,
+        base.PairError,
+        base.Connected,
+        base.LoggedOut,
+        base.StreamReplaced,
+        base.TemporaryBan,
+        base.ClientOutdated,
+        base.ConnectFailure,
+        base.Disconnected,
+        base.KeepAliveTimeout,
+        base.KeepAliveRestored,
+        base.ConnectError,
+        base.ClientCrashed,
     )
 }
 

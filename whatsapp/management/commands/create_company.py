@@ -16,6 +16,8 @@ class Command(BaseCommand):
         try:
             company = company_create(slug=slug, name=name, actor=CLI)
         except ValidationFailed as error:
-            problems = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.details.items())
+            problems = "; ".join(
+                f"{field}: {' '.join(messages)}" for field, messages in error.details.items()
+            )
             raise CommandError(problems or error.message) from None
         self.stdout.write(f"Created company {company.slug} ({company.name})")

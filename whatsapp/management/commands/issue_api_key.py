@@ -8,8 +8,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--company", help="slug of the company the key is scoped to")
-        parser.add_argument("--global", dest="is_global", action="store_true",
-                            help="a key for every company (staff tools)")
+        parser.add_argument(
+            "--global",
+            dest="is_global",
+            action="store_true",
+            help="a key for every company (staff tools)",
+        )
         parser.add_argument("--name", default="cli")
 
     def handle(self, *args, company=None, is_global=False, name="cli", **options):

@@ -25,7 +25,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("slug")
         parser.add_argument("--phone", help="link by pairing code for this phone number")
-        parser.add_argument("--replace", action="store_true", help="replace a live link of another phone")
+        parser.add_argument(
+            "--replace", action="store_true", help="replace a live link of another phone"
+        )
         parser.add_argument("--wait", type=float, default=180, help="seconds to wait for the link")
 
     def handle(self, *args, slug: str, phone=None, replace=False, wait=180.0, **options):
@@ -47,11 +49,14 @@ class Command(BaseCommand):
     def _pair(self, company: Company, phone, replace: bool, wait: float) -> None:
         try:
             if phone:
-                code = linking.pairing_code_request(company=company, phone_number=phone, actor=CLI,
-                                                    replace_existing=replace)
-                self.stdout.write(f"Pairing code for {code.phone_number}: {code.pairing_code}\n"
-                                  "On the phone: WhatsApp > Settings > Linked devices > Link a "
-                                  "device > Link with phone number instead.")
+                code = linking.pairing_code_request(
+                    company=company, phone_number=phone, actor=CLI, replace_existing=replace
+                )
+                self.stdout.write(
+                    f"Pairing code for {code.phone_number}: {code.pairing_code}\n"
+                    "On the phone: WhatsApp > Settings > Linked devices > Link a "
+                    "device > Link with phone number instead."
+                )
             else:
                 linking.session_start(company=company, actor=CLI)
         except ServiceError as error:
@@ -63,10 +68,15 @@ class Command(BaseCommand):
             if session.status == SessionStatus.CONNECTED:
                 self.stdout.write(self.style.SUCCESS(f"Connected as {session.linked_phone}"))
                 return
-            if session.status in (SessionStatus.DISCONNECTED, SessionStatus.FAILED,
-                                  SessionStatus.LOGGED_OUT):
-                raise CommandError(f"Linking ended: {session.status} {session.last_error_code} "
-                                   f"{session.last_error_message}")
+            if session.status in (
+                SessionStatus.DISCONNECTED,
+                SessionStatus.FAILED,
+                SessionStatus.LOGGED_OUT,
+            ):
+                raise CommandError(
+                    f"Linking ended: {session.status} {session.last_error_code} "
+                    f"{session.last_error_message}"
+                )
             if not phone and session.qr_code and session.qr_code != shown_qr:
                 shown_qr = session.qr_code
                 self.stdout.write(qr_terminal(shown_qr))

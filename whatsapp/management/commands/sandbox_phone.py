@@ -57,9 +57,11 @@ class Command(BaseCommand):
             device = phone.link_with_code(number, code)
         else:
             device = phone.link_with_qr(number, qr or "")
-        self.stdout.write(self.style.SUCCESS(
-            f"Linked +{device.phone} as {device.jid} (client {device.client_uuid})"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Linked +{device.phone} as {device.jid} (client {device.client_uuid})"
+            )
+        )
 
     def _on_devices(self, action: str, number: str, jid: str | None) -> None:
         act = {"unlink": phone.unlink, "drop": phone.drop_connection, "ban": phone.ban}[action]
@@ -73,7 +75,8 @@ class Command(BaseCommand):
         for window in windows:
             code = (
                 f"code {window.pairing_code} for +{window.code_phone}"
-                if window.pairing_code else "no code requested"
+                if window.pairing_code
+                else "no code requested"
             )
             self.stdout.write(
                 f"  client {window.client_uuid}: closes in {_seconds_left(window.closes_at)}, "
@@ -88,9 +91,7 @@ class Command(BaseCommand):
             flags = ["online" if device.online else "offline"]
             if device.banned_until and device.banned_until > timezone.now():
                 flags.append(f"banned for {_seconds_left(device.banned_until)}")
-            self.stdout.write(
-                f"  {device.jid} (client {device.client_uuid}): {', '.join(flags)}"
-            )
+            self.stdout.write(f"  {device.jid} (client {device.client_uuid}): {', '.join(flags)}")
 
 
 def _seconds_left(moment: datetime | None) -> str:

@@ -38,9 +38,11 @@ class Command(BaseCommand):
         def ready() -> None:
             if worker is not None:
                 asyncio.get_event_loop().create_task(worker.start())
-            self.stdout.write(f"Serving on http://{host}:{port}/ "
-                              f"({settings.WHATSAPP_BACKEND} backend, worker "
-                              f"{'in-process' if worker else 'external'})")
+            self.stdout.write(
+                f"Serving on http://{host}:{port}/ "
+                f"({settings.WHATSAPP_BACKEND} backend, worker "
+                f"{'in-process' if worker else 'external'})"
+            )
             self.stdout.flush()
 
         def before_shutdown():

@@ -50,14 +50,22 @@ def device_rows(jid: str) -> dict[str, list[dict[str, Any]]]:
     """One device and one row in every table that belongs to it, valid for whatsmeow's CHECKs."""
     s = jid.split("@")[0]
     return {
-        "whatsmeow_device": [{
-            "jid": jid, "registration_id": 1, "noise_key": bytes_of(32, s),
-            "identity_key": bytes_of(32, s), "signed_pre_key": bytes_of(32, s),
-            "signed_pre_key_id": 1, "signed_pre_key_sig": bytes_of(64, s),
-            "adv_key": bytes_of(32, s), "adv_details": b"details",
-            "adv_account_sig": bytes_of(64, s), "adv_account_sig_key": bytes_of(32, s),
-            "adv_device_sig": bytes_of(64, s),
-        }],
+        "whatsmeow_device": [
+            {
+                "jid": jid,
+                "registration_id": 1,
+                "noise_key": bytes_of(32, s),
+                "identity_key": bytes_of(32, s),
+                "signed_pre_key": bytes_of(32, s),
+                "signed_pre_key_id": 1,
+                "signed_pre_key_sig": bytes_of(64, s),
+                "adv_key": bytes_of(32, s),
+                "adv_details": b"details",
+                "adv_account_sig": bytes_of(64, s),
+                "adv_account_sig_key": bytes_of(32, s),
+                "adv_device_sig": bytes_of(64, s),
+            }
+        ],
         "whatsmeow_identity_keys": [
             {"our_jid": jid, "their_id": "friend", "identity": bytes_of(32, s)}
         ],
@@ -72,28 +80,54 @@ def device_rows(jid: str) -> dict[str, list[dict[str, Any]]]:
         "whatsmeow_app_state_version": [
             {"jid": jid, "name": "regular", "version": 1, "hash": bytes_of(128, s)}
         ],
-        "whatsmeow_app_state_mutation_macs": [{
-            "jid": jid, "name": "regular", "version": 1, "index_mac": bytes_of(32, s),
-            "value_mac": bytes_of(32, s),
-        }],
+        "whatsmeow_app_state_mutation_macs": [
+            {
+                "jid": jid,
+                "name": "regular",
+                "version": 1,
+                "index_mac": bytes_of(32, s),
+                "value_mac": bytes_of(32, s),
+            }
+        ],
         "whatsmeow_contacts": [{"our_jid": jid, "their_jid": "friend@s.whatsapp.net"}],
-        "whatsmeow_chat_settings": [{
-            "our_jid": jid, "chat_jid": "chat@s.whatsapp.net", "muted_until": 0, "pinned": False,
-            "archived": False,
-        }],
-        "whatsmeow_message_secrets": [{
-            "our_jid": jid, "chat_jid": "chat", "sender_jid": "friend", "message_id": "m1",
-            "key": b"secret",
-        }],
+        "whatsmeow_chat_settings": [
+            {
+                "our_jid": jid,
+                "chat_jid": "chat@s.whatsapp.net",
+                "muted_until": 0,
+                "pinned": False,
+                "archived": False,
+            }
+        ],
+        "whatsmeow_message_secrets": [
+            {
+                "our_jid": jid,
+                "chat_jid": "chat",
+                "sender_jid": "friend",
+                "message_id": "m1",
+                "key": b"secret",
+            }
+        ],
         "whatsmeow_nct_salt": [{"our_jid": jid, "salt": b"salt"}],
-        "whatsmeow_event_buffer": [{
-            "our_jid": jid, "ciphertext_hash": bytes_of(32, s), "plaintext": b"p",
-            "server_timestamp": 1, "insert_timestamp": 1,
-        }],
-        "whatsmeow_retry_buffer": [{
-            "our_jid": jid, "chat_jid": "chat", "message_id": "m1", "format": "f",
-            "plaintext": b"p", "timestamp": 1,
-        }],
+        "whatsmeow_event_buffer": [
+            {
+                "our_jid": jid,
+                "ciphertext_hash": bytes_of(32, s),
+                "plaintext": b"p",
+                "server_timestamp": 1,
+                "insert_timestamp": 1,
+            }
+        ],
+        "whatsmeow_retry_buffer": [
+            {
+                "our_jid": jid,
+                "chat_jid": "chat",
+                "message_id": "m1",
+                "format": "f",
+                "plaintext": b"p",
+                "timestamp": 1,
+            }
+        ],
         "whatsmeow_privacy_tokens": [
             {"our_jid": jid, "their_jid": "friend@s.whatsapp.net", "token": b"t", "timestamp": 1}
         ],
@@ -121,17 +155,23 @@ class StoreDB:
             for row in rows:
                 columns = ", ".join(row)
                 marks = ", ".join("?" for _ in row)
-                self.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values()))
+                self.execute(
+                    f"INSERT INTO {table} ({columns}) VALUES ({marks})", list(row.values())
+                )
                 count += 1
         return count
 
     def rows_of(self, jid: str) -> dict[str, int]:
         """Rows per table that belong to `jid` (the device's own tables and its tokens)."""
-        counts = {"whatsmeow_device": self.execute(
-            "SELECT COUNT(*) FROM whatsmeow_device WHERE jid = ?", [jid])[0][0]}
+        counts = {
+            "whatsmeow_device": self.execute(
+                "SELECT COUNT(*) FROM whatsmeow_device WHERE jid = ?", [jid]
+            )[0][0]
+        }
         for table, column in store.CASCADED_TABLES + store.UNLINKED_TABLES:
-            counts[table] = self.execute(
-                f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", [jid])[0][0]
+            counts[table] = self.execute(f"SELECT COUNT(*) FROM {table} WHERE {column} = ?", [jid])[
+                0
+            ][0]
         return counts
 
 

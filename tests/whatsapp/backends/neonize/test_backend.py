@@ -60,11 +60,15 @@ async def test_many_clients_connecting_at_once_do_not_crash_the_host(
     """neonize registers clients in Go maps without a lock; simultaneous connects once aborted
     the whole host in CI. The host lets one client set up at a time."""
     recorders = [EventRecorder() for _ in range(8)]
-    clients = [backend.create_client(client_uuid=f"c{index}", device_jid=None, on_event=recorder)
-               for index, recorder in enumerate(recorders)]
+    clients = [
+        backend.create_client(client_uuid=f"c{index}", device_jid=None, on_event=recorder)
+        for index, recorder in enumerate(recorders)
+    ]
     await asyncio.gather(*(client.connect() for client in clients))
     for recorder in recorders:
-        assert (await recorder.next_of(base.ConnectError, within=30)).error_code == "WHATSAPP_UNAVAILABLE"
+        assert (
+            await recorder.next_of(base.ConnectError, within=30)
+        ).error_code == "WHATSAPP_UNAVAILABLE"
         assert not any(isinstance(event, base.ClientCrashed) for event in recorder.events)
     [host] = backend.hosts
     assert not host.dead
@@ -144,8 +148,9 @@ async def test_a_stored_device_is_resumed_with_its_full_jid(
     await run_db(store_db.insert_device, jid=ALICE_DEVICE)
     try:
         recorder = EventRecorder()
-        client = backend.create_client(client_uuid="alice", device_jid=ALICE_DEVICE,
-                                       on_event=recorder)
+        client = backend.create_client(
+            client_uuid="alice", device_jid=ALICE_DEVICE, on_event=recorder
+        )
 
         await client.connect()
         error = await recorder.next_of(base.ConnectError)
@@ -188,8 +193,12 @@ async def test_the_login_window_closing_is_reported_once_the_refs_run_out() -> N
     recorder = EventRecorder()
     client = NeonizeBackend().create_client(client_uuid="alice", device_jid=None, on_event=recorder)
     now = datetime.now(UTC)
-    qr = base.QRCode(code="2@ref", index=0, expires_at=now + timedelta(seconds=0.2),
-                     window_expires_at=now + timedelta(seconds=0.2))
+    qr = base.QRCode(
+        code="2@ref",
+        index=0,
+        expires_at=now + timedelta(seconds=0.2),
+        window_expires_at=now + timedelta(seconds=0.2),
+    )
 
     client.emit(qr)  # as the host would deliver the first QR
 
@@ -201,8 +210,11 @@ async def test_a_link_inside_the_window_cancels_the_window_timer() -> None:
     recorder = EventRecorder()
     client = NeonizeBackend().create_client(client_uuid="alice", device_jid=None, on_event=recorder)
     now = datetime.now(UTC)
-    client.emit(base.QRCode(code="2@ref", index=0, expires_at=now, window_expires_at=now
-                            + timedelta(seconds=0.2)))
+    client.emit(
+        base.QRCode(
+            code="2@ref", index=0, expires_at=now, window_expires_at=now + timedelta(seconds=0.2)
+        )
+    )
 
     client.emit(base.PairSuccess(jid=ALICE_DEVICE, phone="15550000001"))
     await asyncio.sleep(0.4)

@@ -28,8 +28,12 @@ RETRIES = 50
 # milliseconds after its client process exited.
 BOUND = MAX_CONNECTS + 2
 
-pytestmark = [needs_postgres, pytest.mark.postgres, pytest.mark.slow,
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    needs_postgres,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def whatsmeow_connections(monitor: psycopg.Connection) -> int:

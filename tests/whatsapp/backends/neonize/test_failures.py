@@ -16,10 +16,15 @@ from whatsapp.backends.neonize import failures
         ("info query returned status 400: bad-request", errors.InvalidPhone),
         ("info query returned status 429: rate-overlimit", errors.RateLimited),
         ("websocket not connected", errors.ConnectionClosed),
-        ("client is nil: ensure client is connected before calling PairPhone", errors.ConnectionClosed),
+        (
+            "client is nil: ensure client is connected before calling PairPhone",
+            errors.ConnectionClosed,
+        ),
         ("info query timed out", errors.OperationTimeout),
-        ("failed to dial whatsapp web websocket: lookup web.whatsapp.com: no such host",
-         errors.WhatsAppUnavailable),
+        (
+            "failed to dial whatsapp web websocket: lookup web.whatsapp.com: no such host",
+            errors.WhatsAppUnavailable,
+        ),
         ("something nobody expected", errors.InternalError),
     ],
 )
@@ -37,7 +42,7 @@ def test_pair_phone_errors_keep_whatsapps_text_in_details() -> None:
 
 def test_an_offline_dial_failure_is_whatsapp_unavailable() -> None:
     message = (
-        'failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send '
+        "failed to dial whatsapp web websocket: failed to WebSocket dial: failed to send "
         'handshake request: Get "https://web.whatsapp.com/ws/chat": dial tcp: lookup '
         "web.whatsapp.com on 10.0.0.53:53: no such host"
     )

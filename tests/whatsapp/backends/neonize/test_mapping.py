@@ -27,8 +27,9 @@ PHONE = "15551234567"
 
 
 def device_jid(device: int = 12) -> JID:
-    return JID(User=PHONE, Device=device, Server="s.whatsapp.net", RawAgent=0, Integrator=0,
-               IsEmpty=False)
+    return JID(
+        User=PHONE, Device=device, Server="s.whatsapp.net", RawAgent=0, Integrator=0, IsEmpty=False
+    )
 
 
 def test_it_maps_a_successful_pair_status_to_pair_success_with_the_full_device_jid() -> None:
@@ -95,7 +96,9 @@ def test_it_maps_a_connect_failure_without_reason_to_zero() -> None:
     event = ConnectFailureEv(Message="unknown failure")
 
     assert not event.HasField("Reason")
-    assert mapping.event_from_proto(event) == base.ConnectFailure(reason=0, message="unknown failure")
+    assert mapping.event_from_proto(event) == base.ConnectFailure(
+        reason=0, message="unknown failure"
+    )
 
 
 def test_it_maps_client_outdated() -> None:
@@ -129,15 +132,23 @@ def test_qr_refs_live_60_then_20_seconds_inside_a_160_second_window() -> None:
     qr1 = mapping.qr_event("2@ref1", 1, first, first + timedelta(seconds=60))
     last = mapping.qr_event("2@ref5", 5, first, first + timedelta(seconds=150))
 
-    assert qr0 == base.QRCode(code="2@ref0", index=0, expires_at=first + timedelta(seconds=60),
-                              window_expires_at=first + timedelta(seconds=160))
+    assert qr0 == base.QRCode(
+        code="2@ref0",
+        index=0,
+        expires_at=first + timedelta(seconds=60),
+        window_expires_at=first + timedelta(seconds=160),
+    )
     assert qr1.expires_at == first + timedelta(seconds=80)
     assert last.expires_at == first + timedelta(seconds=160)  # never past the window
 
 
 @pytest.mark.parametrize(
-    "value", ["15551234567:12@s.whatsapp.net", "15551234567@s.whatsapp.net",
-              "15551234567.1:2@s.whatsapp.net"],
+    "value",
+    [
+        "15551234567:12@s.whatsapp.net",
+        "15551234567@s.whatsapp.net",
+        "15551234567.1:2@s.whatsapp.net",
+    ],
 )
 def test_device_jids_survive_a_round_trip(value: str) -> None:
     assert mapping.jid_to_string(mapping.jid_from_string(value)) == value

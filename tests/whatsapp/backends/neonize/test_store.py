@@ -32,8 +32,9 @@ STORES = [
 
 
 @pytest.fixture(params=STORES)
-def whatsmeow_store(request: pytest.FixtureRequest, sqlite_store: Path,
-                    monkeypatch: pytest.MonkeyPatch) -> str:
+def whatsmeow_store(
+    request: pytest.FixtureRequest, sqlite_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
     """A whatsmeow store with its schema created by real neonize.
 
     "sqlite" runs in every session: when Django itself is on PostgreSQL the store is told it is
@@ -91,10 +92,16 @@ def test_credentials_work_before_the_sqlite_store_exists(
 
 
 def test_the_postgres_url_comes_from_the_django_connection_at_runtime() -> None:
-    url = store.postgres_url({
-        "NAME": "test_db", "USER": "app", "PASSWORD": "p@ss word", "HOST": "db.internal",
-        "PORT": "6543", "OPTIONS": {"sslmode": "require"},
-    })
+    url = store.postgres_url(
+        {
+            "NAME": "test_db",
+            "USER": "app",
+            "PASSWORD": "p@ss word",
+            "HOST": "db.internal",
+            "PORT": "6543",
+            "OPTIONS": {"sslmode": "require"},
+        }
+    )
 
     assert url == (
         "postgres://app:p%40ss%20word@db.internal:6543/test_db?sslmode=require"
@@ -115,8 +122,13 @@ _ENSURE = "import django; django.setup(); from whatsapp.backends.neonize import 
 def _ensure_concurrently(env: dict[str, str]) -> list[subprocess.CompletedProcess[bytes]]:
     base_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "pairing_site.settings", **env}
     processes = [
-        subprocess.Popen([sys.executable, "-c", _ENSURE], env=base_env, cwd=store.PROJECT_ROOT,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", _ENSURE],
+            env=base_env,
+            cwd=store.PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for _ in range(2)
     ]
     results = []
@@ -136,9 +148,13 @@ def test_two_processes_create_a_fresh_sqlite_store_at_once(tmp_path: Path) -> No
     assert [r.returncode for r in results] == [0, 0], [r.stderr[-500:] for r in results]
     import sqlite3
 
-    tables = sqlite3.connect(path).execute(
-        "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name LIKE 'whatsmeow_%'"
-    ).fetchone()[0]
+    tables = (
+        sqlite3.connect(path)
+        .execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name LIKE 'whatsmeow_%'"
+        )
+        .fetchone()[0]
+    )
     assert tables == 17
 
 
@@ -149,9 +165,14 @@ def test_two_processes_create_a_fresh_postgres_store_at_once(tmp_path: Path) -> 
     admin.execute(f'CREATE DATABASE "{name}"')
     try:
         url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
-        results = _ensure_concurrently({
-            "DATABASE_URL": url, "REDIS_URL": "", "SECRET_KEY": "x" * 40, "DATA_DIR": str(tmp_path),
-        })
+        results = _ensure_concurrently(
+            {
+                "DATABASE_URL": url,
+                "REDIS_URL": "",
+                "SECRET_KEY": "x" * 40,
+                "DATA_DIR": str(tmp_path),
+            }
+        )
 
         assert [r.returncode for r in results] == [0, 0], [r.stderr[-500:] for r in results]
         with psycopg.connect(_url_for(name)) as conn:
