@@ -1,4 +1,4 @@
-"""Django admin (SPEC section 7): companies with their WhatsApp status and the staff actions.
+"""Django admin (docs/design.md, "Pages"): companies with their WhatsApp status and the staff actions.
 
 Actions call the same services as the API and the console, so auditing, events and locking are
 never skipped; each one is also written to the admin log.

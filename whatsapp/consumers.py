@@ -1,4 +1,4 @@
-"""WebSocket consumers (SPEC section 6): authenticate, check the tenant, join the company's group,
+"""WebSocket consumers (docs/design.md, "Events"): authenticate, check the tenant, join the company's group,
 send the current state at once, forward events, and turn client messages into service calls.
 
 - `/ws/v1/companies/{slug}/`: staff session (same-origin only), `Authorization: Bearer <key>`
@@ -65,7 +65,7 @@ class Refused(Exception):
         super().__init__(code)
 
 
-# --- subscribers and abandoned attempts (SPEC section 4) -----------------------------------
+# --- subscribers and abandoned attempts (docs/design.md, "Linking rules") -----------------------------------
 
 
 def _subscribers_key(company_id: int) -> str:

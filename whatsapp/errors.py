@@ -1,4 +1,4 @@
-"""Every error the service raises, with its SPEC code and HTTP status.
+"""Every error the service raises, with its error code (docs/design.md, "Errors") and HTTP status.
 
 Services and backends only raise these; the API exception handler and the WebSocket consumers
 render them the same way: `{"success": false, "error_code": ..., "error": ..., "details"?}`.

@@ -1,4 +1,4 @@
-"""The one publisher of WebSocket events (SPEC section 6): one group per company.
+"""The one publisher of WebSocket events (docs/design.md, "Events"): one group per company.
 
 Payloads are built here from the persisted session, so what a subscriber receives is exactly
 what `GET .../session/` would say at that moment.

@@ -1,4 +1,4 @@
-"""Domain models (SPEC section 2)."""
+"""Domain models (docs/design.md, "Domain")."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class SessionStatus(models.TextChoices):
     FAILED = "failed"
 
 
-# The link is live in these; stored credentials in any other status are stale (SPEC section 4).
+# The link is live in these; stored credentials in any other status are stale (docs/design.md, "Linking rules").
 LIVE_STATUSES = frozenset(
     {SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED, SessionStatus.RECONNECTING}
 )
@@ -83,7 +83,7 @@ class WhatsAppSession(models.Model):
     linked_phone = models.CharField(max_length=20, blank=True, help_text="E.164")
     linked_jid = models.CharField(max_length=100, blank=True, help_text="Full device JID")
     linked_at = models.DateTimeField(null=True, blank=True)
-    # The Python side's truth about "a paired device exists in the store" (WHATSAPP_NOTES: guard
+    # The Python side's truth about "a paired device exists in the store" (docs/whatsapp.md: guard
     # neonize calls that panic on a missing device).
     has_credentials = models.BooleanField(default=False)
 
@@ -101,7 +101,7 @@ class WhatsAppSession(models.Model):
     pairing_phone = models.CharField(max_length=20, blank=True)
     pairing_expires_at = models.DateTimeField(null=True, blank=True)
 
-    # Ownership (SPEC section 9): exactly one worker runs a company at a time.
+    # Ownership (docs/design.md, "Topology and ownership"): exactly one worker runs a company at a time.
     owner = models.CharField(max_length=120, blank=True, db_index=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     lease_acquired_at = models.DateTimeField(null=True, blank=True)
@@ -155,7 +155,7 @@ class PairingAttempt(models.Model):
     error_code = models.CharField(max_length=40, blank=True)
     # A code request that actually reached WhatsApp (counts against the per-phone cap).
     reached_whatsapp = models.BooleanField(default=False)
-    # Started from a WebSocket: cancelled when its last subscriber leaves (SPEC section 4).
+    # Started from a WebSocket: cancelled when its last subscriber leaves (docs/design.md, "Linking rules").
     via_socket = models.BooleanField(default=False)
     note = models.CharField(max_length=300, blank=True)
 

@@ -1,4 +1,4 @@
-"""Keep phone numbers out of logs and error reports (SPEC section 10)."""
+"""Keep phone numbers out of logs and error reports (docs/design.md, "Security")."""
 
 from __future__ import annotations
 

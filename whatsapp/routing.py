@@ -1,4 +1,4 @@
-"""WebSocket routes (SPEC section 6)."""
+"""WebSocket routes (docs/design.md, "Events")."""
 
 from channels.auth import AuthMiddlewareStack
 from django.urls import path, re_path

@@ -1,6 +1,6 @@
 /*
  * Live linking panel: the end-user pairing page (mode "pair") and the console company page
- * (mode "console"). Speaks the WebSocket protocol of SPEC section 6; reconnects by itself with
+ * (mode "console"). Speaks the WebSocket protocol of docs/design.md, "Events"; reconnects by itself with
  * backoff; every visible text comes from the translated catalog embedded in the page.
  */
 (() => {

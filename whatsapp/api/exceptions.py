@@ -1,7 +1,7 @@
 """The one renderer of API errors: `{"success": false, "error_code", "error", "details"?}`.
 
 Service errors carry their code and status; DRF's and Django's own exceptions are mapped onto the
-SPEC's codes here, so no client ever sees another shape. Unexpected exceptions become 500
+codes of docs/design.md ("Errors") here, so no client ever sees another shape. Unexpected exceptions become 500
 INTERNAL_ERROR and go to Sentry (phones are scrubbed by `whatsapp.privacy.sentry_before_send`).
 """
 
@@ -45,7 +45,7 @@ def _message(detail: Any, fallback: str) -> str:
 
 
 def service_error_for(exc: Exception) -> ServiceError | None:
-    """The SPEC error for a DRF or Django exception (None for unexpected ones)."""
+    """Our error for a DRF or Django exception (None for unexpected ones)."""
     if isinstance(exc, ServiceError):
         return exc
     if isinstance(exc, drf.ValidationError):

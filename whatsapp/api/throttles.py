@@ -1,4 +1,4 @@
-"""Per-company rate limits (SPEC section 4), shared by every process through the Django cache
+"""Per-company rate limits (docs/design.md, "Linking rules"), shared by every process through the Django cache
 (Redis in production): fixed one-minute windows, one counter per company and kind."""
 
 from __future__ import annotations

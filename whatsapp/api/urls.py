@@ -1,4 +1,4 @@
-"""REST API v1 routes (SPEC section 5), the OpenAPI schema and its interactive docs."""
+"""REST API v1 routes (docs/design.md, "REST API"), the OpenAPI schema and its interactive docs."""
 
 from django.urls import path, re_path, register_converter
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView

@@ -1,4 +1,4 @@
-"""REST API v1 (SPEC section 5): thin views over the services and selectors.
+"""REST API v1 (docs/design.md, "REST API"): thin views over the services and selectors.
 
 Each view validates input, calls one service or selector, and returns `{"success": true, ...}`
 with the data fields flat. Errors are raised and rendered by `exceptions.api_exception_handler`.
@@ -482,7 +482,7 @@ class ServiceHealthView(APIView):
         )
 
 
-# --- sandbox phone (SPEC section 8) --------------------------------------------------------
+# --- sandbox phone (docs/design.md, "Backends") --------------------------------------------------------
 
 
 class SandboxCaller(BasePermission):

@@ -98,7 +98,7 @@ class KeepAliveRestored:
 
 @dataclass(frozen=True)
 class ConnectError:
-    """connect() failed: `error_code` is a SPEC code, usually WHATSAPP_UNAVAILABLE."""
+    """connect() failed: `error_code` is one of our error codes, usually WHATSAPP_UNAVAILABLE."""
 
     error_code: str
     message: str

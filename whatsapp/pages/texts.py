@@ -49,7 +49,7 @@ STATUS_SENTENCES: dict[str, Promise] = {
     "failed": _("Linking failed."),
 }
 
-# SPEC section 5 codes, NO_CREDENTIALS, the status reasons, and the socket's own reasons.
+# The error codes of docs/design.md ("Errors"), NO_CREDENTIALS, the status reasons, and the socket's own reasons.
 ERROR_TEXTS: dict[str, ErrorText] = {
     "VALIDATION_ERROR": ErrorText(
         _("Something in the request was not right."),

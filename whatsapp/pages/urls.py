@@ -1,4 +1,4 @@
-"""Pages (SPEC section 7): the end-user pairing page and the staff console."""
+"""Pages (docs/design.md, "Pages"): the end-user pairing page and the staff console."""
 
 from django.urls import include, path
 

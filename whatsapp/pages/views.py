@@ -1,7 +1,7 @@
-"""Pages (SPEC section 7): the end-user pairing page and the staff console.
+"""Pages (docs/design.md, "Pages"): the end-user pairing page and the staff console.
 
 Views stay thin: they resolve the link or the company, call one service, and render. The live
-part of each page (status, QR, code) arrives over the WebSocket of SPEC section 6.
+part of each page (status, QR, code) arrives over the WebSocket of docs/design.md, "Events".
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Who asked for an operation: recorded on every attempt and reset (SPEC section 10)."""
+"""Who asked for an operation: recorded on every attempt and reset (docs/design.md, "Security")."""
 
 from __future__ import annotations
 

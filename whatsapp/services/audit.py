@@ -1,4 +1,4 @@
-"""Audit rows for company actions that are not pairing attempts (SPEC section 10)."""
+"""Audit rows for company actions that are not pairing attempts (docs/design.md, "Security")."""
 
 from __future__ import annotations
 

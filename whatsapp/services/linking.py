@@ -1,4 +1,4 @@
-"""Linking services (SPEC section 4): everything that changes a company's WhatsApp link.
+"""Linking services (docs/design.md, "Linking rules"): everything that changes a company's WhatsApp link.
 
 Each service validates, takes the company's cross-process lock with a bounded wait, applies the
 rules on stored credentials, writes the audit row, asks the owning worker to act, and publishes
@@ -185,7 +185,7 @@ def _fail_linking(session: WhatsAppSession, attempt_id: int, error: ServiceError
 def _clear_for_new_link(
     session: WhatsAppSession, *, phone: str | None, actor: Actor, replace_existing: bool
 ) -> None:
-    """The stored-credentials rule of SPEC section 4 (the seeds/000 bug)."""
+    """The stored-credentials rule of docs/design.md, "Linking rules" (stale credentials must never block a new link)."""
     if session.is_live and session.has_credentials:
         if phone is not None and session.linked_phone == phone:
             raise AlreadyConnected(details={"phone_number": phone})

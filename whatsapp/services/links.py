@@ -1,4 +1,4 @@
-"""Signed pairing links for end users (SPEC sections 6, 7, 10).
+"""Signed pairing links for end users (docs/design.md, "Events", "Pages", "Security").
 
 A link carries the company id, a random link id and its expiry, signed with SECRET_KEY and
 salted with the company's link secret: rotating that secret voids every earlier link.

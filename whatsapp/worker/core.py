@@ -2,7 +2,7 @@
 
 Built from small steps (heartbeat, reconcile, claim) that the main loop repeats; each can be
 called directly in tests. Ownership is a lease on the session row, claimed with a conditional
-UPDATE that changes one row or none, so two workers never run one company (SPEC section 9).
+UPDATE that changes one row or none, so two workers never run one company (docs/design.md, "Topology and ownership").
 """
 
 from __future__ import annotations

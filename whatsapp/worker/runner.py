@@ -1,5 +1,5 @@
 """One company's session inside a worker: drives its backend client and turns the client's
-events into persisted status changes and published events (SPEC sections 3 and 4)."""
+events into persisted status changes and published events (docs/design.md, "Statuses and reasons", "Linking rules")."""
 
 from __future__ import annotations
 

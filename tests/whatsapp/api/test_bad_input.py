@@ -1,4 +1,4 @@
-"""Bad input found in review: always a clear SPEC error, never a 500 or an HTML page."""
+"""Bad input found in review: always a clear error code, never a 500 or an HTML page."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Every error, DRF's and Django's own included, is `{"success": false, "error_code", "error",
-"details"?}` with the SPEC's status; one test per code."""
+"details"?}` with the status of docs/design.md, "Errors"; one test per code."""
 
 from __future__ import annotations
 

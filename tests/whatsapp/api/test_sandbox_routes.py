@@ -1,4 +1,4 @@
-"""The simulated phone's routes (SPEC section 8): sandbox mode only."""
+"""The simulated phone's routes (docs/design.md, "Backends"): sandbox mode only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Per-company limits (SPEC section 4): writes and reads per minute, 429 RATE_LIMITED with
+"""Per-company limits (docs/design.md, "Linking rules"): writes and reads per minute, 429 RATE_LIMITED with
 Retry-After, counted in the shared cache."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Django admin (SPEC section 7): company actions, their confirmation and their admin log."""
+"""Django admin (docs/design.md, "Pages"): company actions, their confirmation and their admin log."""
 
 from __future__ import annotations
 

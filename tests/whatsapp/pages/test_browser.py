@@ -1,4 +1,4 @@
-"""Acceptance tests in a real Chromium against a live server in sandbox mode (SPEC section 7).
+"""Acceptance tests in a real Chromium against a live server in sandbox mode (docs/design.md, "Pages").
 
 The server is `manage.py serve` in a subprocess, in the embedded mode (SQLite, in-memory layer,
 in-process worker) with a fast sandbox clock, so the whole flow runs without a phone. Screenshots

@@ -1,4 +1,4 @@
-"""The staff console (SPEC section 7): staff only, live list, per-company controls."""
+"""The staff console (docs/design.md, "Pages"): staff only, live list, per-company controls."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""English and Russian (SPEC section 7): browser language, ?lang=, and the set_language form."""
+"""English and Russian (docs/design.md, "Pages"): browser language, ?lang=, and the set_language form."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The end-user pairing page (SPEC section 7): a valid link, and friendly pages for bad ones."""
+"""The end-user pairing page (docs/design.md, "Pages"): a valid link, and friendly pages for bad ones."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every error a backend can raise reaches the caller with its SPEC code, and leaves an honest
+"""Every error a backend can raise reaches the caller with its error code (docs/design.md, "Errors"), and leaves an honest
 record: the attempt failed with that code, the session says it, the lock is free.
 
 A small fake backend stands in for WhatsApp here (STYLE.md 8): its QR arrives at once and its

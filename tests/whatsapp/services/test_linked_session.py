@@ -1,4 +1,4 @@
-"""After linking (SPEC section 4): reconnects, logouts from the phone, bans, restarts."""
+"""After linking (docs/design.md, "Linking rules"): reconnects, logouts from the phone, bans, restarts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Signed pairing links: expiring, revocable, audited (SPEC section 10)."""
+"""Signed pairing links: expiring, revocable, audited (docs/design.md, "Security")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pairing_code_request: SPEC section 4 rules for pairing codes, against the sandbox."""
+"""pairing_code_request: the pairing-code rules of docs/design.md, "Linking rules", against the sandbox."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_a_request_for_another_phone_supersedes_the_attempt_and_only_the_latest_
 
 
 def test_stale_credentials_of_another_phone_are_cleaned_and_pairing_proceeds(alice, worker):
-    """The seeds/000 bug: stored credentials for phone A, a code requested for phone B."""
+    """The stale-credentials bug: stored credentials for phone A, a code requested for phone B."""
     link(alice, ALICE_PHONE)
     session = session_of(alice)
     old_jid = session.linked_jid

@@ -1,4 +1,4 @@
-"""session_start: the QR flow of SPEC section 4, against the sandbox."""
+"""session_start: the QR flow of docs/design.md, "Linking rules", against the sandbox."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC section 4: when the last subscriber of a company leaves during an attempt a socket
+"""docs/design.md, "Linking rules": when the last subscriber of a company leaves during an attempt a socket
 started, the attempt is cancelled after a grace period unless someone comes back; attempts
 started over REST run on."""
 

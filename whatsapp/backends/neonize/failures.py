@@ -1,7 +1,7 @@
-"""Turn neonize's error strings into SPEC error codes.
+"""Turn neonize's error strings into our error codes (docs/design.md, "Errors").
 
 neonize reports failures as exception messages that carry whatsmeow's own text; the texts below
-are the ones listed in WHATSAPP_NOTES.md. Matching is by substring and case-insensitive, most
+are the ones listed in docs/whatsapp.md. Matching is by substring and case-insensitive, most
 specific first, because whatsmeow wraps errors ("info query returned status 429: ...").
 """
 
@@ -73,7 +73,7 @@ def is_unreachable(message: str) -> bool:
 
 
 def connect_error_code(message: str) -> str:
-    """SPEC code for a failed `connect()`.
+    """Our error code for a failed `connect()`.
 
     Anything that is not clearly our own store failing is treated as "WhatsApp unavailable", so
     the runner retries it with backoff instead of giving up on the session.

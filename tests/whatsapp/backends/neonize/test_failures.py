@@ -1,4 +1,4 @@
-"""neonize error messages -> SPEC errors."""
+"""neonize error messages -> our error codes."""
 
 from __future__ import annotations
 
