@@ -211,7 +211,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SessionStatusEnum": "whatsapp.models.SessionStatus",
-        "ErrorCodeEnum": "whatsapp.api.serializers.ERROR_CODES",
+        "ErrorCodeEnum": "whatsapp.rest.ERROR_CODES",
     },
     # Swagger UI's assets come from the drf-spectacular-sidecar package: no CDN needed.
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -9,11 +9,9 @@ import uuid
 import pytest
 from django.conf import settings as django_settings
 
+from tests.helpers import USES_POSTGRES, USES_REDIS
 from whatsapp.models import Company
 from whatsapp.services.state import session_get
-
-USES_POSTGRES = django_settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
-USES_REDIS = bool(os.environ.get("REDIS_URL"))
 
 
 def pytest_report_header(config):
@@ -33,11 +31,11 @@ def _engine_defaults(settings, tmp_path):
     settings.WHATSAPP_HEARTBEAT_INTERVAL = 0.2
     settings.WHATSAPP_LEASE_TTL = 3.0
     settings.NEONIZE_SQLITE_PATH = str(tmp_path / "whatsmeow.sqlite3")
-    from whatsapp.services import linking
+    from whatsapp.backends import reset_backends
 
-    linking._backend_named.cache_clear()
+    reset_backends()
     yield
-    linking._backend_named.cache_clear()
+    reset_backends()
 
 
 @pytest.fixture(autouse=True)

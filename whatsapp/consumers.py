@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -25,13 +23,8 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
-from django.core.cache import cache
 
 from whatsapp import events
-from whatsapp.api.access import company_visible
-from whatsapp.api.auth import api_key_find, key_from_authorization
-from whatsapp.api.exceptions import report_unexpected
-from whatsapp.api.throttles import WRITE, rate_hit
 from whatsapp.errors import (
     CompanyNotFound,
     InternalError,
@@ -40,11 +33,15 @@ from whatsapp.errors import (
     RateLimited,
     ServiceError,
     ValidationFailed,
+    report_unexpected,
 )
 from whatsapp.models import Company
-from whatsapp.services import linking
-from whatsapp.services.actors import Actor
+from whatsapp.selectors import company_visible
+from whatsapp.services import linking, presence
+from whatsapp.services.actors import Actor, actor_still_valid
+from whatsapp.services.api_keys import api_key_find, key_from_authorization
 from whatsapp.services.links import LinkInvalid, pairing_link_resolve
+from whatsapp.services.rates import WRITE, rate_hit
 from whatsapp.services.state import session_get
 
 logger = logging.getLogger(__name__)
@@ -54,95 +51,12 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_FOUND = 4404
 # Service calls run beside the socket (pings stay answered meanwhile), a few at a time.
 MAX_CALLS_IN_FLIGHT = 3
-SUBSCRIBERS_TTL = 24 * 3600
-
-_background: set[asyncio.Task] = set()
 
 
 class Refused(Exception):
     def __init__(self, code: int) -> None:
         self.code = code
         super().__init__(code)
-
-
-# --- subscribers and abandoned attempts (docs/design.md, "Linking rules") -----------------------------------
-
-
-def _subscribers_key(company_id: int) -> str:
-    return f"ws:subscribers:{company_id}"
-
-
-def _left_key(company_id: int) -> str:
-    return f"ws:last-left:{company_id}"
-
-
-# Each socket is an entry {channel name: last seen} that it refreshes while it lives. A web
-# process that dies cannot count its sockets out, but their entries go stale and stop counting,
-# so its companies' socket-started attempts are still cancelled when abandoned. Two sockets
-# writing at once may lose one entry; the next refresh puts it back well inside the grace period.
-SUBSCRIBER_REFRESH = 10.0
-SUBSCRIBER_STALE = 3 * SUBSCRIBER_REFRESH
-
-
-def _fresh_subscribers(company_id: int, now: float) -> dict[str, float]:
-    entries = cache.get(_subscribers_key(company_id)) or {}
-    return {channel: seen for channel, seen in entries.items() if now - seen < SUBSCRIBER_STALE}
-
-
-def subscriber_seen(company_id: int, channel: str) -> None:
-    """A socket joined, or is still there."""
-    now = time.time()
-    entries = _fresh_subscribers(company_id, now)
-    entries[channel] = now
-    cache.set(_subscribers_key(company_id), entries, timeout=SUBSCRIBERS_TTL)
-    cache.delete(_left_key(company_id))
-
-
-def subscriber_left(company_id: int, channel: str) -> str | None:
-    """Count a socket out; returns a token when it was the company's last subscriber."""
-    entries = _fresh_subscribers(company_id, time.time())
-    entries.pop(channel, None)
-    cache.set(_subscribers_key(company_id), entries, timeout=SUBSCRIBERS_TTL)
-    if entries:
-        return None
-    token = uuid.uuid4().hex
-    cache.set(_left_key(company_id), token, timeout=SUBSCRIBERS_TTL)
-    return token
-
-
-def subscribers_count(company_id: int) -> int:
-    return len(_fresh_subscribers(company_id, time.time()))
-
-
-def attempt_cancel_if_abandoned(*, company: Company, token: str) -> bool:
-    """Cancel the live attempt a socket started, if nobody came back since `token` was issued."""
-    if subscribers_count(company.pk) > 0 or cache.get(_left_key(company.pk)) != token:
-        return False
-    attempt = session_get(company).current_attempt
-    if attempt is None or not attempt.via_socket or not attempt.is_open:
-        return False
-    cancelled = linking.attempt_cancel(
-        company=company,
-        attempt_id=attempt.pk,
-        reason="abandoned: the last WebSocket subscriber left",
-    )
-    if cancelled:
-        logger.info(
-            "attempt %s of company %s cancelled: abandoned by its sockets", attempt.pk, company.pk
-        )
-    return cancelled
-
-
-async def _cancel_when_abandoned(company: Company, token: str) -> None:
-    await asyncio.sleep(settings.WHATSAPP_ABANDON_GRACE)
-    try:
-        await database_sync_to_async(attempt_cancel_if_abandoned)(company=company, token=token)
-    except ServiceError as error:
-        logger.warning(
-            "could not cancel the abandoned attempt of company %s (%s)", company.pk, error.code
-        )
-    except Exception as error:
-        report_unexpected(error, where="abandoned-attempt")
 
 
 # --- the consumers -------------------------------------------------------------------------
@@ -206,21 +120,7 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
     async def still_allowed(self) -> None:
         """Checked before every action: a key revoked or a user disabled after the handshake
         loses its power on the sockets it already opened."""
-        actor = self.actor
-        if actor.api_key is not None:
-            valid = await database_sync_to_async(
-                lambda: type(actor.api_key)
-                .objects.filter(pk=actor.api_key.pk, revoked_at__isnull=True)
-                .exists()
-            )()
-        else:
-            user = actor.user
-            valid = await database_sync_to_async(
-                lambda: type(user)
-                .objects.filter(pk=user.pk, is_active=True, is_staff=True)
-                .exists()
-            )()
-        if not valid:
+        if self.actor is None or not await database_sync_to_async(actor_still_valid)(self.actor):
             raise NotAuthenticated(
                 "These credentials are no longer valid; reconnect with valid ones."
             )
@@ -239,9 +139,11 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         # Join before reading the snapshot: an event in between is sent twice, never lost.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await sync_to_async(subscriber_seen)(self.company.pk, self.channel_name)
+        await sync_to_async(presence.subscriber_seen)(self.company.pk, self.channel_name)
         self._counted = True
-        self._presence = asyncio.get_running_loop().create_task(self._stay_seen())
+        self._presence = asyncio.get_running_loop().create_task(
+            presence.keep_seen(self.company.pk, self.channel_name)
+        )
         session = await database_sync_to_async(session_get)(self.company)
         for event in events.snapshot_events(session):
             await self.send_json(event)
@@ -256,40 +158,15 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             self._presence.cancel()
         if getattr(self, "_counted", False):
             self._counted = False
-            token = await sync_to_async(subscriber_left)(self.company.pk, self.channel_name)
-            if token is not None:
-                task = asyncio.get_running_loop().create_task(
-                    _cancel_when_abandoned(self.company, token)
-                )
-                _background.add(task)
-                task.add_done_callback(_background.discard)
-
-    async def _stay_seen(self) -> None:
-        while True:
-            await asyncio.sleep(SUBSCRIBER_REFRESH)
-            try:
-                await sync_to_async(subscriber_seen)(self.company.pk, self.channel_name)
-            except Exception:  # the cache may blink; the next refresh tries again
-                logger.warning(
-                    "could not refresh the presence of a socket of company %s", self.company.pk
-                )
+            await presence.socket_left(self.company, self.channel_name)
 
     # --- server -> client ------------------------------------------------------------------
 
-    async def send_json(self, data: dict[str, Any]) -> None:
+    async def send_json(self, data: events.Event | dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(data))
 
-    async def send_error(self, error: ServiceError, request_id: Any = None) -> None:
-        message: dict[str, Any] = {
-            "type": "error",
-            "error_code": error.code,
-            "error": error.message,
-        }
-        if error.retry_after:
-            message["retry_after"] = int(error.retry_after)
-        if request_id is not None:
-            message["request_id"] = request_id
-        await self.send_json(message)
+    async def send_error(self, error: ServiceError, request_id: str | int | None = None) -> None:
+        await self.send_json(events.error_event(error, request_id))
 
     async def whatsapp_event(self, message: dict) -> None:
         """A group event from `whatsapp.events.publish`."""
@@ -391,12 +268,7 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
         if code.reused:
             # A repeat inside the live window: nothing was published, so answer this socket.
             await self.send_json(
-                {
-                    "type": "pairing_code",
-                    "pairing_code": code.pairing_code,
-                    "phone_number": code.phone_number,
-                    "expires_at": code.expires_at.isoformat(),
-                }
+                events.pairing_code_event(code.pairing_code, code.phone_number, code.expires_at)
             )
 
     async def act_reset_credentials(self, message: dict, request_id: Any) -> None:

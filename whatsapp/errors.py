@@ -1,12 +1,25 @@
 """Every error the service raises, with its error code (docs/design.md, "Errors") and HTTP status.
 
-Services and backends only raise these; the API exception handler and the WebSocket consumers
-render them the same way: `{"success": false, "error_code": ..., "error": ..., "details"?}`.
+Services and backends only raise these. `error_payload` is the one shape every surface renders
+them in: the REST body (plus `"success": false`), the socket's `error` message and published
+`error` events (plus `"type": "error"`), and the worker's replies to commands.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, NotRequired, TypedDict
+
+import sentry_sdk
+
+logger = logging.getLogger(__name__)
+
+
+class ErrorPayload(TypedDict):
+    error_code: str
+    error: str
+    details: NotRequired[dict[str, Any]]
+    retry_after: NotRequired[int]
 
 
 class ServiceError(Exception):
@@ -26,13 +39,7 @@ class ServiceError(Exception):
         self.retry_after = retry_after
         super().__init__(self.message)
 
-    def as_dict(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"success": False, "error_code": self.code, "error": self.message}
-        if self.details:
-            body["details"] = self.details
-        return body
-
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Any, ...]:
         # Errors travel between worker and web process; keep them picklable with their fields.
         return (_rebuild, (self.code, self.message, self.details, self.retry_after))
 
@@ -170,12 +177,42 @@ def error_from_code(
     code: str,
     message: str | None = None,
     *,
-    details: dict | None = None,
+    details: dict[str, Any] | None = None,
     retry_after: int | None = None,
 ) -> ServiceError:
     cls = ERRORS_BY_CODE.get(code, InternalError)
-    error = cls(message, details=details, retry_after=retry_after)
-    return error
+    return cls(message, details=details, retry_after=retry_after)
+
+
+def error_payload(error: ServiceError) -> ErrorPayload:
+    """The fields of an error, the same on every surface (docs/design.md, "Errors")."""
+    payload = ErrorPayload(error_code=error.code, error=error.message)
+    if error.details:
+        payload["details"] = error.details
+    if error.retry_after is not None:
+        payload["retry_after"] = int(error.retry_after)
+    return payload
+
+
+def error_from_payload(payload: Any) -> ServiceError:
+    """The inverse of `error_payload`, for payloads that crossed a process boundary."""
+    if not isinstance(payload, dict):
+        return InternalError("The worker sent an unreadable error.")
+    retry_after = payload.get("retry_after")
+    return error_from_code(
+        str(payload.get("error_code") or InternalError.code),
+        payload.get("error"),
+        details=payload.get("details") or None,
+        retry_after=int(retry_after) if isinstance(retry_after, int | float) else None,
+    )
+
+
+def report_unexpected(exc: BaseException, *, where: str) -> None:
+    """An exception that is not a ServiceError: to Sentry (phones scrubbed) and the log."""
+    with sentry_sdk.new_scope() as scope:
+        scope.set_tag("where", where)
+        sentry_sdk.capture_exception(exc)
+    logger.error("unexpected error in %s: %s", where, type(exc).__name__, exc_info=exc)
 
 
 def _rebuild(code: str, message: str, details: dict, retry_after: int | None) -> ServiceError:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
 from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from whatsapp.models import Company, SessionStatus, WhatsAppSession
+from whatsapp.backends import get_backend
+from whatsapp.errors import CompanyNotFound, InternalError, ServiceError, WorkerUnavailable
+from whatsapp.models import Company, SessionStatus, WhatsAppSession, Worker
 from whatsapp.qr import qr_png_data_url
 from whatsapp.services.state import session_get
 
@@ -50,10 +58,8 @@ def session_snapshot(session: WhatsAppSession) -> dict:
 
 
 def credentials_status(company: Company) -> dict:
-    from whatsapp.services.linking import backend
-
     session = session_get(company)
-    in_store = backend().credentials_exists(
+    in_store = get_backend().credentials_exists(
         client_uuid=str(session.client_uuid), device_jid=session.linked_jid or None
     )
     has_credentials = session.has_credentials or in_store
@@ -88,3 +94,99 @@ def session_health(company: Company) -> dict:
         ),
         "backend": settings.WHATSAPP_BACKEND,
     }
+
+
+# --- which companies a caller may see ---------------------------------------------------------
+# Company-scoped callers get COMPANY_NOT_FOUND for any other company, exactly as for one that
+# does not exist: existence never leaks.
+
+
+def companies_visible(*, company_id: int | None) -> QuerySet[Company]:
+    """Every company for global keys and staff (`company_id` None), else just that one."""
+    companies = Company.objects.all()
+    if company_id is not None:
+        companies = companies.filter(pk=company_id)
+    return companies
+
+
+def company_visible(*, slug: str, company_id: int | None) -> Company:
+    company = companies_visible(company_id=company_id).filter(slug=slug).first()
+    if company is None:
+        raise CompanyNotFound()
+    return company
+
+
+# --- liveness --------------------------------------------------------------------------------
+
+
+def live_workers() -> QuerySet[Worker]:
+    """Workers whose heartbeat is younger than a lease and that have not said they stopped."""
+    since = timezone.now() - timedelta(seconds=settings.WHATSAPP_LEASE_TTL)
+    return Worker.objects.filter(heartbeat_at__gte=since, stopped_at__isnull=True)
+
+
+def _check_database() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as error:
+        return {"ok": False, "error": type(error).__name__}
+    return {"ok": True}
+
+
+def _check_channel_layer() -> dict[str, Any]:
+    from channels.layers import get_channel_layer
+
+    try:
+        layer = get_channel_layer()
+        if layer is None:
+            return {"ok": False, "error": "no channel layer configured"}
+        if settings.REDIS_URL and "Redis" in type(layer).__name__:
+            import redis
+
+            client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
+            )
+            try:
+                client.ping()
+            finally:
+                client.close()
+    except Exception as error:
+        return {"ok": False, "error": type(error).__name__}
+    return {"ok": True}
+
+
+def _check_workers() -> dict[str, Any]:
+    from whatsapp.worker.commands import local_bus
+
+    mode = settings.WHATSAPP_WORKER_MODE
+    try:
+        live = live_workers().count()
+    except Exception as error:
+        return {"ok": False, "live": 0, "mode": mode, "error": type(error).__name__}
+    if mode == "inprocess":
+        worker = local_bus().worker
+        in_this_process = worker is not None and worker.accepting
+        return {"ok": in_this_process, "live": max(live, int(in_this_process)), "mode": mode}
+    return {"ok": live > 0, "live": live, "mode": mode}
+
+
+@dataclass(frozen=True)
+class ServiceHealth:
+    checks: dict[str, dict[str, Any]]
+    error: ServiceError | None  # None when healthy
+
+
+def service_health() -> ServiceHealth:
+    """`GET /api/v1/health/`: database, channel layer and live workers."""
+    checks = {
+        "database": _check_database(),
+        "channel_layer": _check_channel_layer(),
+        "workers": _check_workers(),
+    }
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    if not failing:
+        return ServiceHealth(checks, None)
+    cls = WorkerUnavailable if failing == ["workers"] else InternalError
+    return ServiceHealth(checks, cls(f"Unhealthy: {', '.join(failing)}."))

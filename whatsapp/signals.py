@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models.signals import pre_delete
 from django.dispatch import receiver
 
+from whatsapp.backends import get_backend
 from whatsapp.errors import ServiceError
 from whatsapp.models import Company, WhatsAppSession
 
@@ -38,17 +39,16 @@ def company_unlink_on_delete(sender, instance: Company, **kwargs) -> None:
 
 
 def _unlink(*, company_id: int, client_uuid: str, device_jid: str | None, running: bool) -> None:
-    from whatsapp.bus import get_bus
-    from whatsapp.services.linking import backend
+    from whatsapp.worker.commands import Op, get_bus
 
     if running:
         try:  # unlink on WhatsApp too when we can, so the phone does not keep a dead device
-            get_bus().request(company_id=company_id, op="logout", args={}, timeout=5.0)
+            get_bus().request(company_id=company_id, op=Op.LOGOUT, args={}, timeout=5.0)
         except ServiceError as error:
             logger.warning(
                 "company %s deleted while its client could not be stopped (%s)",
                 company_id,
                 error.code,
             )
-    deleted = backend().credentials_delete(client_uuid=client_uuid, device_jid=device_jid)
+    deleted = get_backend().credentials_delete(client_uuid=client_uuid, device_jid=device_jid)
     logger.info("company %s deleted: %d store rows of its credentials deleted", company_id, deleted)

@@ -4,7 +4,7 @@ import pytest
 
 from whatsapp import errors
 
-SPEC_CODES = {
+DOCUMENTED_CODES = {
     "VALIDATION_ERROR": 400,
     "INVALID_PHONE": 400,
     "NOT_AUTHENTICATED": 401,
@@ -22,13 +22,12 @@ SPEC_CODES = {
 }
 
 
-@pytest.mark.parametrize(("code", "status"), sorted(SPEC_CODES.items()))
-def test_every_spec_code_has_one_error_class_with_its_http_status(code, status):
+@pytest.mark.parametrize(("code", "status"), sorted(DOCUMENTED_CODES.items()))
+def test_every_documented_code_has_one_error_class_with_its_http_status(code, status):
     cls = errors.ERRORS_BY_CODE[code]
     error = cls("human message", details={"x": 1})
     assert error.http_status == status
-    assert error.as_dict() == {
-        "success": False,
+    assert errors.error_payload(error) == {
         "error_code": code,
         "error": "human message",
         "details": {"x": 1},
@@ -48,3 +47,15 @@ def test_errors_survive_the_trip_between_processes():
 
 def test_an_unknown_code_becomes_internal_error():
     assert errors.error_from_code("NOPE").code == "INTERNAL_ERROR"
+
+
+def test_an_error_payload_comes_back_as_the_same_error():
+    error = errors.RateLimited("slow down", retry_after=120, details={"reason": "x"})
+    copy = errors.error_from_payload(errors.error_payload(error))
+    assert type(copy) is errors.RateLimited
+    assert (copy.message, copy.retry_after, copy.details) == ("slow down", 120, {"reason": "x"})
+
+
+@pytest.mark.parametrize("payload", [None, "oops", {"error_code": "NO_SUCH_CODE"}, {}])
+def test_an_unreadable_error_payload_is_an_internal_error(payload):
+    assert type(errors.error_from_payload(payload)) is errors.InternalError

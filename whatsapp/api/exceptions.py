@@ -7,10 +7,8 @@ INTERNAL_ERROR and go to Sentry (phones are scrubbed by `whatsapp.privacy.sentry
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import sentry_sdk
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
@@ -26,16 +24,14 @@ from whatsapp.errors import (
     RateLimited,
     ServiceError,
     ValidationFailed,
+    error_payload,
+    report_unexpected,
 )
 
-logger = logging.getLogger(__name__)
 
-
-def error_body(code: str, message: str, details: dict | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"success": False, "error_code": code, "error": message}
-    if details:
-        body["details"] = details
-    return body
+def error_body(error: ServiceError) -> dict[str, Any]:
+    """The REST body of an error: `error_payload` plus `"success": false`."""
+    return {"success": False, **error_payload(error)}
 
 
 def _message(detail: Any, fallback: str) -> str:
@@ -84,13 +80,6 @@ def error_response_headers(error: ServiceError, exc: Exception | None = None) ->
     return headers
 
 
-def report_unexpected(exc: Exception, *, where: str) -> None:
-    with sentry_sdk.new_scope() as scope:
-        scope.set_tag("where", where)
-        sentry_sdk.capture_exception(exc)
-    logger.error("unexpected error in %s: %s", where, type(exc).__name__, exc_info=exc)
-
-
 def api_exception_handler(exc: Exception, context: dict) -> Response:
     error = service_error_for(exc)
     if error is None:
@@ -98,7 +87,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         report_unexpected(exc, where=type(view).__name__ if view else "api")
         error = InternalError()
     return Response(
-        error.as_dict(), status=error.http_status, headers=error_response_headers(error, exc)
+        error_body(error), status=error.http_status, headers=error_response_headers(error, exc)
     )
 
 
@@ -114,7 +103,7 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
         if match is not None and match.func is not api_not_found:
             message = f"No such endpoint. Did you mean {request.path}/ (with a trailing slash)?"
     return JsonResponse(
-        error_body(CompanyNotFound.code, message),
+        error_body(CompanyNotFound(message)),
         status=404,
         json_dumps_params={"separators": (",", ":")},
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from whatsapp.errors import ERRORS_BY_CODE, STATUS_REASONS
+from whatsapp.errors import STATUS_REASONS
 from whatsapp.models import SLUG_VALIDATOR, AttemptMethod, AttemptOutcome, SessionStatus
+from whatsapp.rest import ERROR_CODES, SuccessSerializer
 
-ERROR_CODES = sorted(ERRORS_BY_CODE)
 MAX_LINK_TTL = 30 * 86400
 
 # --- requests ------------------------------------------------------------------------------
@@ -55,45 +55,7 @@ class PageQuerySerializer(serializers.Serializer):
     offset = serializers.IntegerField(required=False, min_value=0, max_value=1_000_000, default=0)
 
 
-class SandboxLinkSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(max_length=64)
-    pairing_code = serializers.CharField(
-        max_length=20, required=False, help_text="The code shown for this phone, ABCD-EFGH."
-    )
-    qr = serializers.CharField(
-        max_length=2000,
-        required=False,
-        help_text="The raw QR string, as a phone camera would read it.",
-    )
-    link_token = serializers.CharField(
-        max_length=300,
-        required=False,
-        help_text="A pairing link token: lets the end-user page simulate the phone without a key.",
-    )
-
-    def validate(self, attrs):
-        if bool(attrs.get("pairing_code")) == bool(attrs.get("qr")):
-            raise serializers.ValidationError("Pass exactly one of pairing_code or qr.")
-        return attrs
-
-
-class SandboxUnlinkSerializer(serializers.Serializer):
-    phone_number = serializers.CharField(max_length=64)
-    link_token = serializers.CharField(max_length=300, required=False)
-
-
 # --- responses -----------------------------------------------------------------------------
-
-
-class SuccessSerializer(serializers.Serializer):
-    success = serializers.BooleanField(help_text="Always true on success.")
-
-
-class ErrorSerializer(serializers.Serializer):
-    success = serializers.BooleanField(help_text="Always false.")
-    error_code = serializers.ChoiceField(choices=ERROR_CODES)
-    error = serializers.CharField(help_text="A human message saying what is wrong and what to do.")
-    details = serializers.DictField(required=False, help_text="Field errors, retry_after, ...")
 
 
 class QrSerializer(serializers.Serializer):
@@ -246,12 +208,3 @@ class ServiceHealthSerializer(serializers.Serializer):
     checks = ChecksSerializer()
     error_code = serializers.ChoiceField(choices=ERROR_CODES, required=False)
     error = serializers.CharField(required=False)
-
-
-class SandboxLinkResponseSerializer(SuccessSerializer):
-    jid = serializers.CharField(help_text="The new linked device")
-    phone_number = serializers.CharField(help_text="E.164")
-
-
-class SandboxUnlinkResponseSerializer(SuccessSerializer):
-    unlinked = serializers.ListField(child=serializers.CharField(), help_text="Device JIDs")

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from whatsapp.api import views
 from whatsapp.api.exceptions import api_not_found
+from whatsapp.sandbox import views as sandbox_views
 
 
 class SlugConverter:
@@ -43,11 +44,13 @@ urlpatterns = [
     path("health/", views.ServiceHealthView.as_view(), name="api-health"),
     # Sandbox only (checked per request, so a settings change needs no URL reload).
     path(
-        "sandbox/phone/link/", views.SandboxPhoneLinkView.as_view(), name="api-sandbox-phone-link"
+        "sandbox/phone/link/",
+        sandbox_views.SandboxPhoneLinkView.as_view(),
+        name="api-sandbox-phone-link",
     ),
     path(
         "sandbox/phone/unlink/",
-        views.SandboxPhoneUnlinkView.as_view(),
+        sandbox_views.SandboxPhoneUnlinkView.as_view(),
         name="api-sandbox-phone-unlink",
     ),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -9,8 +9,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.conf import settings
-from django.db import connection
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -22,11 +20,17 @@ from rest_framework.views import APIView
 
 from whatsapp import selectors
 from whatsapp.api import serializers as s
-from whatsapp.api.access import companies_visible, company_visible
 from whatsapp.api.auth import actor_for, scoped_company_id
 from whatsapp.api.exceptions import error_body
-from whatsapp.errors import ERRORS_BY_CODE, CompanyNotFound, NotPairing, ValidationFailed
+from whatsapp.errors import NotPairing
 from whatsapp.models import SLUG_VALIDATOR, ApiKey, Company, PairingAttempt
+from whatsapp.rest import (
+    AUTH_ERRORS,
+    COMPANY_ERRORS,
+    INPUT,
+    error_responses,
+    ok,
+)
 from whatsapp.services import linking
 from whatsapp.services.companies import company_create
 from whatsapp.services.links import pairing_link_create
@@ -43,29 +47,6 @@ SLUG_PARAMETER = OpenApiParameter(
     pattern=SLUG_PATTERN,
     description="The company's slug (its public id)",
 )
-
-
-def errors(*codes: str) -> dict[int, OpenApiResponse]:
-    """Schema responses for these error codes, grouped by HTTP status."""
-    by_status: dict[int, list[str]] = {}
-    for code in codes:
-        by_status.setdefault(ERRORS_BY_CODE[code].http_status, []).append(code)
-    return {
-        http_status: OpenApiResponse(s.ErrorSerializer, description=" | ".join(grouped))
-        for http_status, grouped in by_status.items()
-    }
-
-
-AUTH_ERRORS = ("NOT_AUTHENTICATED", "RATE_LIMITED", "INTERNAL_ERROR")
-COMPANY_ERRORS = (*AUTH_ERRORS, "COMPANY_NOT_FOUND")
-# Views that read a body or query parameters can also answer VALIDATION_ERROR.
-INPUT = "VALIDATION_ERROR"
-# What a linking call that reaches WhatsApp (through the worker) can fail with.
-WORKER_ERRORS = ("CONNECTION_CLOSED", "WHATSAPP_UNAVAILABLE", "WORKER_UNAVAILABLE", "TIMEOUT")
-
-
-def ok(data: dict[str, Any] | None = None, *, http_status: int = status.HTTP_200_OK) -> Response:
-    return Response({"success": True, **(data or {})}, status=http_status)
 
 
 def page(request: Request, queryset: QuerySet, render) -> dict[str, Any]:
@@ -95,6 +76,10 @@ def page(request: Request, queryset: QuerySet, render) -> dict[str, Any]:
     }
 
 
+# What a linking call that reaches WhatsApp (through the worker) can fail with.
+WORKER_ERRORS = ("CONNECTION_CLOSED", "WHATSAPP_UNAVAILABLE", "WORKER_UNAVAILABLE", "TIMEOUT")
+
+
 class CanCreateCompanies(BasePermission):
     message = "Only staff and global API keys can create companies."
 
@@ -114,7 +99,7 @@ class CompanyView(APIView):
 
     def check_permissions(self, request: Request) -> None:
         super().check_permissions(request)
-        self.company = company_visible(
+        self.company = selectors.company_visible(
             slug=self.kwargs["slug"], company_id=scoped_company_id(request)
         )
 
@@ -155,11 +140,11 @@ class CompanyListView(APIView):
         tags=["companies"],
         summary="Companies the caller may see",
         parameters=[s.PageQuerySerializer],
-        responses={200: s.CompanyListResponseSerializer, **errors(INPUT, *AUTH_ERRORS)},
+        responses={200: s.CompanyListResponseSerializer, **error_responses(INPUT, *AUTH_ERRORS)},
     )
     def get(self, request: Request) -> Response:
         companies = (
-            companies_visible(company_id=scoped_company_id(request))
+            selectors.companies_visible(company_id=scoped_company_id(request))
             .select_related("session")
             .order_by("slug")
         )
@@ -172,7 +157,7 @@ class CompanyListView(APIView):
         request=s.CompanyCreateSerializer,
         responses={
             201: s.CompanyResponseSerializer,
-            **errors(INPUT, *AUTH_ERRORS, "PERMISSION_DENIED"),
+            **error_responses(INPUT, *AUTH_ERRORS, "PERMISSION_DENIED"),
         },
     )
     def post(self, request: Request) -> Response:
@@ -192,7 +177,7 @@ class CompanyDetailView(CompanyView):
         tags=["companies"],
         summary="A company with its session",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.CompanyResponseSerializer, **errors(*COMPANY_ERRORS)},
+        responses={200: s.CompanyResponseSerializer, **error_responses(*COMPANY_ERRORS)},
     )
     def get(self, request: Request, slug: str) -> Response:
         return ok(company_data(self.company))
@@ -207,7 +192,7 @@ class SessionView(CompanyView):
         tags=["session"],
         summary="Status, linked phone, last error, and the live QR or code if any",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.SessionResponseSerializer, **errors(*COMPANY_ERRORS)},
+        responses={200: s.SessionResponseSerializer, **error_responses(*COMPANY_ERRORS)},
     )
     def get(self, request: Request, slug: str) -> Response:
         return ok(selectors.session_snapshot(session_get(self.company)))
@@ -223,7 +208,10 @@ class SessionStartView(CompanyView):
         "`GET .../session/qr/`. A session already linking or linked is returned as is. Stale "
         "credentials are deleted first (audited).",
         parameters=[SLUG_PARAMETER],
-        responses={202: s.SessionResponseSerializer, **errors(*COMPANY_ERRORS, *WORKER_ERRORS)},
+        responses={
+            202: s.SessionResponseSerializer,
+            **error_responses(*COMPANY_ERRORS, *WORKER_ERRORS),
+        },
     )
     def post(self, request: Request, slug: str) -> Response:
         session = linking.session_start(company=self.company, actor=actor_for(request))
@@ -236,7 +224,7 @@ class SessionQrView(CompanyView):
         tags=["session"],
         summary="The live QR code",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.QrResponseSerializer, **errors(*COMPANY_ERRORS, "NOT_PAIRING")},
+        responses={200: s.QrResponseSerializer, **error_responses(*COMPANY_ERRORS, "NOT_PAIRING")},
     )
     def get(self, request: Request, slug: str) -> Response:
         snapshot = selectors.session_snapshot(session_get(self.company))
@@ -262,7 +250,7 @@ class PairingCodeView(CompanyView):
         request=s.PairingCodeRequestSerializer,
         responses={
             200: s.PairingCodeResponseSerializer,
-            **errors(
+            **error_responses(
                 INPUT,
                 *COMPANY_ERRORS,
                 "INVALID_PHONE",
@@ -301,7 +289,7 @@ class ReconnectView(CompanyView):
         parameters=[SLUG_PARAMETER],
         responses={
             202: s.SessionResponseSerializer,
-            **errors(*COMPANY_ERRORS, "NO_CREDENTIALS", *WORKER_ERRORS),
+            **error_responses(*COMPANY_ERRORS, "NO_CREDENTIALS", *WORKER_ERRORS),
         },
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -316,7 +304,7 @@ class LogoutView(CompanyView):
         request=None,
         summary="Unlink on WhatsApp (if reachable) and delete the credentials",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.LogoutResponseSerializer, **errors(*COMPANY_ERRORS, "TIMEOUT")},
+        responses={200: s.LogoutResponseSerializer, **error_responses(*COMPANY_ERRORS, "TIMEOUT")},
     )
     def post(self, request: Request, slug: str) -> Response:
         result = linking.session_logout(company=self.company, actor=actor_for(request))
@@ -329,7 +317,7 @@ class SessionHealthView(CompanyView):
         tags=["session"],
         summary="Connected?, since, last error, owning worker, lease age",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.SessionHealthResponseSerializer, **errors(*COMPANY_ERRORS)},
+        responses={200: s.SessionHealthResponseSerializer, **error_responses(*COMPANY_ERRORS)},
     )
     def get(self, request: Request, slug: str) -> Response:
         return ok(selectors.session_health(self.company))
@@ -344,7 +332,7 @@ class CredentialsView(CompanyView):
         tags=["credentials"],
         summary="Whether credentials are stored, and for which phone",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.CredentialsResponseSerializer, **errors(*COMPANY_ERRORS)},
+        responses={200: s.CredentialsResponseSerializer, **error_responses(*COMPANY_ERRORS)},
     )
     def get(self, request: Request, slug: str) -> Response:
         return ok(selectors.credentials_status(self.company))
@@ -354,7 +342,10 @@ class CredentialsView(CompanyView):
         tags=["credentials"],
         summary="Reset: stop the session, delete the credentials, notify subscribers",
         parameters=[SLUG_PARAMETER],
-        responses={200: s.CredentialsResetResponseSerializer, **errors(*COMPANY_ERRORS, "TIMEOUT")},
+        responses={
+            200: s.CredentialsResetResponseSerializer,
+            **error_responses(*COMPANY_ERRORS, "TIMEOUT"),
+        },
     )
     def delete(self, request: Request, slug: str) -> Response:
         audit = linking.credentials_reset(company=self.company, actor=actor_for(request))
@@ -367,7 +358,7 @@ class AttemptListView(CompanyView):
         tags=["attempts"],
         summary="Pairing attempt history, newest first",
         parameters=[SLUG_PARAMETER, s.PageQuerySerializer],
-        responses={200: s.AttemptListResponseSerializer, **errors(INPUT, *COMPANY_ERRORS)},
+        responses={200: s.AttemptListResponseSerializer, **error_responses(INPUT, *COMPANY_ERRORS)},
     )
     def get(self, request: Request, slug: str) -> Response:
         attempts = PairingAttempt.objects.filter(company=self.company).order_by(
@@ -384,7 +375,7 @@ class PairingLinkView(CompanyView):
         description="Revoke every link of a company by rotating its link secret (admin).",
         parameters=[SLUG_PARAMETER],
         request=s.PairingLinkCreateSerializer,
-        responses={201: s.PairingLinkResponseSerializer, **errors(INPUT, *COMPANY_ERRORS)},
+        responses={201: s.PairingLinkResponseSerializer, **error_responses(INPUT, *COMPANY_ERRORS)},
     )
     def post(self, request: Request, slug: str) -> Response:
         data = s.PairingLinkCreateSerializer(data=request.data)
@@ -398,56 +389,6 @@ class PairingLinkView(CompanyView):
             {"url": link.url, "expires_at": link.expires_at.isoformat()},
             http_status=status.HTTP_201_CREATED,
         )
-
-
-# --- service health ------------------------------------------------------------------------
-
-
-def _check_database() -> dict[str, Any]:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception as error:
-        return {"ok": False, "error": type(error).__name__}
-    return {"ok": True}
-
-
-def _check_channel_layer() -> dict[str, Any]:
-    from channels.layers import get_channel_layer
-
-    try:
-        layer = get_channel_layer()
-        if layer is None:
-            return {"ok": False, "error": "no channel layer configured"}
-        if settings.REDIS_URL and "Redis" in type(layer).__name__:
-            import redis
-
-            client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2
-            )
-            try:
-                client.ping()
-            finally:
-                client.close()
-    except Exception as error:
-        return {"ok": False, "error": type(error).__name__}
-    return {"ok": True}
-
-
-def _check_workers() -> dict[str, Any]:
-    from whatsapp.bus import live_workers, local_bus
-
-    mode = settings.WHATSAPP_WORKER_MODE
-    try:
-        live = live_workers().count()
-    except Exception as error:
-        return {"ok": False, "live": 0, "mode": mode, "error": type(error).__name__}
-    if mode == "inprocess":
-        worker = local_bus().worker
-        in_this_process = worker is not None and worker.accepting
-        return {"ok": in_this_process, "live": max(live, int(in_this_process)), "mode": mode}
-    return {"ok": live > 0, "live": live, "mode": mode}
 
 
 class ServiceHealthView(APIView):
@@ -466,107 +407,10 @@ class ServiceHealthView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        checks = {
-            "database": _check_database(),
-            "channel_layer": _check_channel_layer(),
-            "workers": _check_workers(),
-        }
-        failing = [name for name, check in checks.items() if not check["ok"]]
-        if not failing:
-            return ok({"status": "ok", "checks": checks})
-        code = "WORKER_UNAVAILABLE" if failing == ["workers"] else "INTERNAL_ERROR"
-        body = error_body(code, f"Unhealthy: {', '.join(failing)}.")
+        health = selectors.service_health()
+        if health.error is None:
+            return ok({"status": "ok", "checks": health.checks})
         return Response(
-            {**body, "status": "unhealthy", "checks": checks},
+            {**error_body(health.error), "status": "unhealthy", "checks": health.checks},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
-
-
-# --- sandbox phone (docs/design.md, "Backends") --------------------------------------------------------
-
-
-class SandboxCaller(BasePermission):
-    """Any authenticated caller, or a valid pairing link token in the body (the end-user page's
-    "simulate the phone" helper). Outside sandbox mode these routes do not exist (404)."""
-
-    def has_permission(self, request: Request, view) -> bool:
-        # SandboxView.initial already answered 404 outside sandbox mode.
-        if request.user is not None and getattr(request.user, "is_authenticated", False):
-            return True
-        token = request.data.get("link_token") if isinstance(request.data, dict) else None
-        if isinstance(token, str) and token:
-            from whatsapp.services.links import LinkInvalid, pairing_link_resolve
-
-            try:
-                pairing_link_resolve(token)
-            except LinkInvalid:
-                return False
-            return True
-        return False
-
-
-class SandboxView(APIView):
-    permission_classes = [SandboxCaller]
-
-    def initial(self, request: Request, *args, **kwargs) -> None:
-        # Outside sandbox mode the routes do not exist, whoever asks: 404 before authentication.
-        if settings.WHATSAPP_BACKEND != "sandbox":
-            raise CompanyNotFound("No such endpoint or company.")
-        super().initial(request, *args, **kwargs)
-
-    def permission_denied(self, request: Request, message=None, code=None):
-        from rest_framework.exceptions import NotAuthenticated
-
-        raise NotAuthenticated(
-            "Authenticate with an API key or staff session, or pass a valid link_token."
-        )
-
-
-class SandboxPhoneLinkView(SandboxView):
-    @extend_schema(
-        operation_id="sandbox_phone_link",
-        tags=["sandbox"],
-        summary="Sandbox only: the simulated phone enters a pairing code or scans a QR",
-        request=s.SandboxLinkSerializer,
-        responses={
-            200: s.SandboxLinkResponseSerializer,
-            **errors(INPUT, *AUTH_ERRORS, "COMPANY_NOT_FOUND"),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        from whatsapp.sandbox import phone
-
-        data = s.SandboxLinkSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        number = data.validated_data["phone_number"]
-        try:
-            if data.validated_data.get("pairing_code"):
-                device = phone.link_with_code(number, data.validated_data["pairing_code"])
-            else:
-                device = phone.link_with_qr(number, data.validated_data["qr"])
-        except phone.SandboxPhoneError as error:
-            raise ValidationFailed(str(error)) from None
-        return ok({"jid": device.jid, "phone_number": f"+{device.phone}"})
-
-
-class SandboxPhoneUnlinkView(SandboxView):
-    @extend_schema(
-        operation_id="sandbox_phone_unlink",
-        tags=["sandbox"],
-        summary="Sandbox only: remove the phone's linked devices (the session turns logged_out)",
-        request=s.SandboxUnlinkSerializer,
-        responses={
-            200: s.SandboxUnlinkResponseSerializer,
-            **errors(INPUT, *AUTH_ERRORS, "COMPANY_NOT_FOUND"),
-        },
-    )
-    def post(self, request: Request) -> Response:
-        from whatsapp.sandbox import phone
-
-        data = s.SandboxUnlinkSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        try:
-            jids = phone.unlink(data.validated_data["phone_number"])
-        except phone.SandboxPhoneError as error:
-            raise ValidationFailed(str(error)) from None
-        return ok({"unlinked": jids})

@@ -37,5 +37,23 @@ class Actor:
         return cls(kind="link", label=f"link:{link_id}", company_id=company_id)
 
 
+def actor_still_valid(actor: Actor) -> bool:
+    """Whether the key or staff user behind `actor` may still act: a key revoked or a user
+    disabled after a socket opened loses its power there too. Links are checked by their token."""
+    from django.contrib.auth import get_user_model
+
+    from whatsapp.models import ApiKey
+
+    if actor.api_key is not None:
+        return ApiKey.objects.filter(pk=actor.api_key.pk, revoked_at__isnull=True).exists()
+    if actor.user is not None:
+        return (
+            get_user_model()
+            .objects.filter(pk=actor.user.pk, is_active=True, is_staff=True)
+            .exists()
+        )
+    return actor.kind in ("system", "cli")
+
+
 SYSTEM = Actor(kind="system", label="system")
 CLI = Actor(kind="cli", label="cli")

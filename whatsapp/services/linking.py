@@ -11,15 +11,12 @@ import logging
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
 
 from whatsapp import events
 from whatsapp.backends import get_backend
-from whatsapp.backends.base import Backend
-from whatsapp.bus import get_bus
 from whatsapp.errors import (
     AlreadyConnected,
     ConnectionClosed,
@@ -55,20 +52,12 @@ from whatsapp.services.state import (
     session_get,
     session_write,
 )
+from whatsapp.worker.commands import Op, get_bus
 
 logger = logging.getLogger(__name__)
 
 # Best-effort bound for stopping a client while cleaning up after a failure.
 CLEANUP_TIMEOUT = 3.0
-
-
-@lru_cache(maxsize=2)
-def _backend_named(name: str) -> Backend:
-    return get_backend(name)
-
-
-def backend() -> Backend:
-    return _backend_named(settings.WHATSAPP_BACKEND)
 
 
 @dataclass(frozen=True)
@@ -94,7 +83,7 @@ def _stop_client(session: WhatsAppSession, *, timeout: float = CLEANUP_TIMEOUT) 
         return
     session_write(session, wants_running=False)
     try:
-        get_bus().request(company_id=session.company_id, op="stop", args={}, timeout=timeout)
+        get_bus().request(company_id=session.company_id, op=Op.STOP, args={}, timeout=timeout)
     except (WorkerUnavailable, OperationTimeout) as error:
         logger.warning(
             "could not stop the client of company %s now (%s); the worker will stop "
@@ -204,7 +193,7 @@ def _clear_for_new_link(
         _stop_client(session)
         credentials_clear(
             session=session,
-            backend=backend(),
+            backend=get_backend(),
             actor_label=actor.label,
             reason=f"replaced by a link for {mask_phone(phone)}",
         )
@@ -214,7 +203,7 @@ def _clear_for_new_link(
         _stop_client(session)
         credentials_clear(
             session=session,
-            backend=backend(),
+            backend=get_backend(),
             actor_label=actor.label,
             reason=f"stale credentials (status {session.status}) cleaned before a new link",
         )
@@ -250,7 +239,7 @@ def session_start(*, company: Company, actor: Actor, via_socket: bool = False) -
         try:
             get_bus().request(
                 company_id=company.pk,
-                op="start",
+                op=Op.START,
                 args={"attempt_id": attempt.pk},
                 timeout=remaining(deadline),
             )
@@ -322,7 +311,7 @@ def pairing_code_request(
         try:
             reply = get_bus().request(
                 company_id=company.pk,
-                op="pairing_code",
+                op=Op.PAIRING_CODE,
                 args={
                     "phone": phone,
                     "phone_digits": phone_digits(phone),
@@ -371,7 +360,7 @@ def session_reconnect(*, company: Company, actor: Actor) -> WhatsAppSession:
         publish_status(session)
         audit_record(company=company, action=AuditAction.RECONNECT, actor=actor)
         get_bus().request(
-            company_id=company.pk, op="reconnect", args={}, timeout=remaining(deadline)
+            company_id=company.pk, op=Op.RECONNECT, args={}, timeout=remaining(deadline)
         )
         logger.info("reconnect of company %s asked by %s", company.pk, actor.label)
     session.refresh_from_db()
@@ -391,7 +380,7 @@ def session_logout(*, company: Company, actor: Actor) -> dict:
             try:
                 reply = get_bus().request(
                     company_id=company.pk,
-                    op="logout",
+                    op=Op.LOGOUT,
                     args={},
                     timeout=min(remaining(deadline), 10.0),
                 )
@@ -418,7 +407,7 @@ def session_logout(*, company: Company, actor: Actor) -> dict:
             detail=f"unlinked on WhatsApp: {'yes' if unlinked_on_whatsapp else 'no'}",
         )
         credentials_clear(
-            session=session, backend=backend(), actor_label=actor.label, reason="logout"
+            session=session, backend=get_backend(), actor_label=actor.label, reason="logout"
         )
         publish_status(session, events.disconnected_event("LOGGED_OUT"))
     return {"had_credentials": had_credentials, "unlinked_on_whatsapp": unlinked_on_whatsapp}
@@ -435,7 +424,7 @@ def credentials_reset(*, company: Company, actor: Actor) -> PairingAttempt:
         _stop_client(session, timeout=min(remaining(deadline), 10.0))
         session.refresh_from_db()
         audit = credentials_clear(
-            session=session, backend=backend(), actor_label=actor.label, reason="reset"
+            session=session, backend=get_backend(), actor_label=actor.label, reason="reset"
         )
         publish_status(session, events.credentials_reset_event())
     return audit

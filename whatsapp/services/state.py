@@ -121,5 +121,5 @@ def credentials_clear(
     return audit
 
 
-def publish_status(session: WhatsAppSession, *extra: dict) -> None:
+def publish_status(session: WhatsAppSession, *extra: events.Event) -> None:
     events.publish(session.company_id, [events.status_event(session), *extra])

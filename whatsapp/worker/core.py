@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -26,12 +26,18 @@ from django.db import InterfaceError, OperationalError, connections
 from django.db.models import Q
 from django.utils import timezone
 
-from whatsapp import bus, events
-from whatsapp.backends import get_backend
+from whatsapp import events
+from whatsapp.backends import create_backend
 from whatsapp.backends.base import Backend
 from whatsapp.errors import InternalError, OperationTimeout, ServiceError, WorkerUnavailable
 from whatsapp.models import SessionStatus, WhatsAppSession, Worker
+from whatsapp.selectors import live_workers
+from whatsapp.worker import commands
+from whatsapp.worker.commands import CommandArgs, CommandMessage, Op, Result
 from whatsapp.worker.runner import SessionRunner
+
+if TYPE_CHECKING:
+    import redis.asyncio
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +56,12 @@ class WhatsAppWorker:
         inprocess: bool = False,
         worker_id: str | None = None,
     ) -> None:
-        self.backend = backend or get_backend()
+        self.backend = backend or create_backend()
         self.inprocess = inprocess
         self.worker_id = (
             worker_id or f"{socket.gethostname()[:40]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         )
-        self.channel = bus.worker_channel(self.worker_id)
+        self.channel = commands.worker_channel(self.worker_id)
         self.runners: dict[int, SessionRunner] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.thread_id: int | None = None
@@ -66,7 +72,7 @@ class WhatsAppWorker:
         # One thread for all database work: Django connections are per thread, so this keeps
         # exactly one connection per worker and lets shutdown close it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wa-db")
-        self._redis = None
+        self._redis: redis.asyncio.Redis | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -93,14 +99,14 @@ class WhatsAppWorker:
         await self.backend.start()
         await self.db(self._register)
         if self.inprocess:
-            bus.local_bus().attach(self)
+            commands.local_bus().attach(self)
             events.set_home_loop(self.loop, self.thread_id)
         else:
             import redis.asyncio
 
             self._redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
             self._tasks.append(self.loop.create_task(self._receive(self.channel)))
-            self._tasks.append(self.loop.create_task(self._receive(bus.COMMANDS_CHANNEL)))
+            self._tasks.append(self.loop.create_task(self._receive(commands.COMMANDS_CHANNEL)))
         self.accepting = True
         self._tasks.append(self.loop.create_task(self._steps_forever()))
         logger.info(
@@ -138,7 +144,7 @@ class WhatsAppWorker:
             logger.exception("could not release the leases of %s", self.worker_id)
         await self.backend.shutdown()
         if self.inprocess:
-            bus.local_bus().detach(self)
+            commands.local_bus().detach(self)
             events.set_home_loop(None)
         if self._redis is not None:
             await self._redis.aclose()
@@ -246,7 +252,7 @@ class WhatsAppWorker:
         now = timezone.now()
         free = Q(owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
         wanting = WhatsAppSession.objects.filter(wants_running=True)
-        live = max(1, bus.live_workers().count())
+        live = max(1, live_workers().count())
         share = math.ceil(wanting.count() / live)
         room = min(share, settings.WHATSAPP_MAX_SESSIONS_PER_WORKER) - len(self.runners)
         if room <= 0:
@@ -304,14 +310,16 @@ class WhatsAppWorker:
 
     # --- commands ----------------------------------------------------------------------------
 
-    async def execute(self, *, company_id: int, op: str, args: dict, deadline_at: float) -> dict:
+    async def execute(
+        self, *, company_id: int, op: Op, args: CommandArgs, deadline_at: float
+    ) -> Result:
         """Run one command for a company, claiming it first if nobody owns it."""
         runner = self.runners.get(company_id)
         if runner is None:
-            if op == "stop":
-                return {}
-            if op == "logout":
-                return {"unlinked": False}
+            if op == Op.STOP:
+                return Result()
+            if op == Op.LOGOUT:
+                return Result(unlinked=False)
             session = await self.db(
                 WhatsAppSession.objects.select_related("company").get, company_id=company_id
             )
@@ -334,10 +342,10 @@ class WhatsAppWorker:
                 logger.exception("receiving on %s failed; retrying", channel)
                 await asyncio.sleep(1)
                 continue
-            if message.get("type") == bus.COMMAND_MESSAGE_TYPE:
+            if message.get("type") == commands.COMMAND_MESSAGE_TYPE:
                 self.schedule(self._serve(message))
 
-    async def _serve(self, message: dict) -> None:
+    async def _serve(self, message: CommandMessage) -> None:
         request_id = message["request_id"]
         deadline_at = float(message.get("deadline_at", 0))
         if time.time() >= deadline_at:
@@ -348,23 +356,26 @@ class WhatsAppWorker:
         try:
             result = await self.execute(
                 company_id=company_id,
-                op=message["op"],
-                args=message.get("args") or {},
+                op=Op(message["op"]),
+                args=message.get("args") or CommandArgs(),
                 deadline_at=deadline_at,
             )
-            payload = bus.encode_reply(result=result)
+            payload = commands.encode_reply(result=result)
         except ServiceError as error:
-            payload = bus.encode_reply(error=error)
+            payload = commands.encode_reply(error=error)
         except TimeoutError:
-            payload = bus.encode_reply(error=OperationTimeout())
+            payload = commands.encode_reply(error=OperationTimeout())
         except Exception as error:
             logger.exception("command %s for company %s failed", message.get("op"), company_id)
-            payload = bus.encode_reply(error=InternalError(f"worker error: {type(error).__name__}"))
-        key = bus.reply_key(request_id)
+            payload = commands.encode_reply(
+                error=InternalError(f"worker error: {type(error).__name__}")
+            )
+        key = commands.reply_key(request_id)
+        assert self._redis is not None, "external workers serve commands with a Redis client"
         await self._redis.rpush(key, payload)
         await self._redis.expire(key, 60)
 
-    async def _forward(self, message: dict) -> bool:
+    async def _forward(self, message: CommandMessage) -> bool:
         """A command for a company another live worker owns goes to that worker."""
 
         def owner_channel() -> str | None:
@@ -379,7 +390,7 @@ class WhatsAppWorker:
             if not owner:
                 return None
             return (
-                bus.live_workers()
+                live_workers()
                 .filter(worker_id=owner)
                 .values_list("channel_name", flat=True)
                 .first()

@@ -80,7 +80,7 @@ class SessionRunner:
             self.worker.schedule(self.worker.runner_lost(self))
         return written
 
-    async def _publish(self, *payloads: dict) -> None:
+    async def _publish(self, *payloads: events.Event) -> None:
         await events.apublish(self.company_id, list(payloads))
 
     async def _open(self, *, device_jid: str | None) -> None:
@@ -168,7 +168,9 @@ class SessionRunner:
                 pairing_expires_at=expires_at,
                 current_attempt_id=args["attempt_id"],
             )
-            await self._publish(events.status_event(session), events.pairing_code_event(session))
+            await self._publish(
+                events.status_event(session), events.session_pairing_code_event(session)
+            )
         return {"pairing_code": code, "expires_at": expires_at.isoformat()}
 
     async def op_reconnect(self, args: dict, deadline_at: float) -> dict:
@@ -494,7 +496,7 @@ class SessionRunner:
             **PAIRING_FIELDS_CLEARED,
         )
         await self._publish(
-            events.status_event(session), {"type": "error", "error_code": code, "error": message}
+            events.status_event(session), events.error_event(errors.error_from_code(code, message))
         )
         self._end()
 

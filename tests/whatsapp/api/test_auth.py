@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from tests.whatsapp.api.conftest import client_with_key
+from tests.whatsapp.api.helpers import client_with_key
 from whatsapp.models import ApiKey
 
 

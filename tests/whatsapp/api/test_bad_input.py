@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.whatsapp.api.conftest import client_with_key
+from tests.whatsapp.api.helpers import client_with_key
 
 pytestmark = pytest.mark.django_db
 

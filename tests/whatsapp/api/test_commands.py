@@ -7,7 +7,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from tests.whatsapp.api.conftest import client_with_key
+from tests.whatsapp.api.helpers import client_with_key
 from whatsapp.models import ApiKey, Company, WhatsAppSession
 
 

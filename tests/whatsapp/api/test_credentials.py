@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.whatsapp.api.conftest import ALICE_E164, link_by_code
+from tests.helpers import ALICE_E164
+from tests.whatsapp.api.helpers import link_by_code
 from whatsapp.models import AttemptMethod, PairingAttempt
 
 

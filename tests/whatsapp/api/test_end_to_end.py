@@ -21,11 +21,11 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
+from tests.helpers import ALICE_PHONE
 from whatsapp.models import ApiKey, Company
 from whatsapp.services.state import session_get
 
 ROOT = Path(__file__).resolve().parents[3]
-PHONE = "+7 900 123-45-67"
 
 pytestmark = [
     pytest.mark.postgres,
@@ -175,7 +175,11 @@ async def test_a_code_link_reaches_the_websocket_through_separate_processes(stac
         assert json.loads(await ws.recv())["type"] == "status"
 
         status, code = await asyncio.to_thread(
-            http, "POST", f"{api}/session/pairing-code/", key=key, body={"phone_number": PHONE}
+            http,
+            "POST",
+            f"{api}/session/pairing-code/",
+            key=key,
+            body={"phone_number": ALICE_PHONE},
         )
         assert status == 200, (code, stack.logs())
         event = await _next(ws, "pairing_code", within=5)
@@ -187,7 +191,7 @@ async def test_a_code_link_reaches_the_websocket_through_separate_processes(stac
             "POST",
             f"{stack.base}/api/v1/sandbox/phone/link/",
             key=key,
-            body={"phone_number": PHONE, "pairing_code": code["pairing_code"]},
+            body={"phone_number": ALICE_PHONE, "pairing_code": code["pairing_code"]},
         )
         assert status == 200, linked
         started = time.monotonic()

@@ -46,6 +46,7 @@ def test_each_service_error_is_rendered_with_its_code(
         "error_code": error_class.code,
         "error": error_class.default_message,
         "details": {"why": "test"},
+        **({"retry_after": 42} if http_status == 429 else {}),
     }
     if http_status == 429:
         assert response["Retry-After"] == "42"
@@ -53,7 +54,7 @@ def test_each_service_error_is_rendered_with_its_code(
 
 def test_unexpected_errors_are_500_and_reported_without_pii(alice, as_alice, monkeypatch):
     captured = []
-    monkeypatch.setattr("whatsapp.api.exceptions.sentry_sdk.capture_exception", captured.append)
+    monkeypatch.setattr("whatsapp.errors.sentry_sdk.capture_exception", captured.append)
 
     def boom(**kwargs):
         raise RuntimeError("boom for +79001234567")

@@ -42,7 +42,7 @@ def test_a_broken_database_is_reported(anonymous, db, monkeypatch):
     def broken():
         return {"ok": False, "error": "OperationalError"}
 
-    monkeypatch.setattr("whatsapp.api.views._check_database", broken)
+    monkeypatch.setattr("whatsapp.selectors._check_database", broken)
     response = anonymous.get("/api/v1/health/")
     assert response.status_code == 503
     assert response.json()["error_code"] == "INTERNAL_ERROR"

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.whatsapp.api.conftest import client_with_key
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.api.helpers import client_with_key
 from whatsapp.models import PairingAttempt
-
-PHONE = "+7 900 123-45-67"
 
 # method, path under /companies/alice/, body, status for Alice on a fresh company, needs worker
 ENDPOINTS = [
@@ -17,7 +16,7 @@ ENDPOINTS = [
     ("get", "session/", None, 200, False),
     ("post", "session/start/", None, 202, True),
     ("get", "session/qr/", None, 409, False),
-    ("post", "session/pairing-code/", {"phone_number": PHONE}, 200, True),
+    ("post", "session/pairing-code/", {"phone_number": ALICE_PHONE}, 200, True),
     ("post", "session/reconnect/", None, 409, False),
     ("post", "session/logout/", None, 200, False),
     ("get", "session/health/", None, 200, False),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.whatsapp.api.conftest import ALICE_PHONE, link_by_code, wait_for_status
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.api.helpers import link_by_code, wait_for_status
 from whatsapp.services.actors import CLI
 from whatsapp.services.links import pairing_link_create
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from tests.whatsapp.api.conftest import ALICE_E164, ALICE_PHONE, link_by_code, wait_for_status
+from tests.helpers import ALICE_E164, ALICE_PHONE
+from tests.whatsapp.api.helpers import link_by_code, wait_for_status
 from whatsapp.models import PairingAttempt
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import pytest
 from django.conf import settings
 from django.core.management import call_command
@@ -38,8 +36,3 @@ def staff_client(client, django_user_model):
 @pytest.fixture
 def alice_link(alice):
     return pairing_link_create(company=alice, actor=CLI)
-
-
-def path_of(link) -> str:
-    """The page's path, whatever PUBLIC_BASE_URL the link was built with."""
-    return urlsplit(link.url).path

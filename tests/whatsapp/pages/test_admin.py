@@ -6,7 +6,7 @@ import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.messages import get_messages
 
-from tests.helpers import session_of, wait_status
+from tests.helpers import ALICE_E164, session_of, wait_status
 from whatsapp.models import ApiKey, AttemptMethod, PairingAttempt, SessionStatus, Worker
 from whatsapp.sandbox import phone
 from whatsapp.services import linking
@@ -14,7 +14,6 @@ from whatsapp.services.actors import SYSTEM
 from whatsapp.services.state import session_write
 
 CHANGELIST = "/admin/whatsapp/company/"
-ALICE_PHONE = "+79001234567"
 
 
 def action(client, name, *companies, **extra):
@@ -36,12 +35,12 @@ def flash(response) -> str:
 
 @pytest.mark.django_db
 def test_the_company_list_shows_status_badge_phone_and_last_error(staff_client, alice, bob):
-    session_write(session_of(alice), status=SessionStatus.CONNECTED, linked_phone=ALICE_PHONE)
+    session_write(session_of(alice), status=SessionStatus.CONNECTED, linked_phone=ALICE_E164)
     session_write(session_of(bob), status=SessionStatus.FAILED, last_error_code="CLIENT_OUTDATED")
 
     html = staff_client.get(CHANGELIST).content.decode()
 
-    assert "badge--connected" in html and ALICE_PHONE in html
+    assert "badge--connected" in html and ALICE_E164 in html
     assert "badge--failed" in html and "CLIENT_OUTDATED" in html
     assert "Reset WhatsApp credentials" in html and "Create pairing link" in html
 
@@ -59,15 +58,15 @@ def test_the_status_filter_works(staff_client, alice, bob):
 def test_reset_shows_what_will_be_removed_then_removes_it_and_logs_it(
     staff_client, alice, bob, worker
 ):
-    code = linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
-    phone.link_with_code(ALICE_PHONE, code.pairing_code)
+    code = linking.pairing_code_request(company=alice, phone_number=ALICE_E164, actor=SYSTEM)
+    phone.link_with_code(ALICE_E164, code.pairing_code)
     linked = wait_status(alice, SessionStatus.CONNECTED)
 
     confirmation = action(staff_client, "reset_credentials", alice)
 
     html = confirmation.content.decode()
     assert confirmation.status_code == 200
-    assert ALICE_PHONE in html and linked.linked_jid in html and "yes, will be deleted" in html
+    assert ALICE_E164 in html and linked.linked_jid in html and "yes, will be deleted" in html
     assert session_of(alice).has_credentials  # nothing removed yet
 
     response = action(staff_client, "reset_credentials", alice, confirm="yes")
@@ -76,7 +75,7 @@ def test_reset_shows_what_will_be_removed_then_removes_it_and_logs_it(
     assert "WhatsApp credentials removed for 1" in flash(response)
     session = session_of(alice)
     assert session.status == SessionStatus.DISCONNECTED and not session.has_credentials
-    assert not phone.linked_devices(ALICE_PHONE)
+    assert not phone.linked_devices(ALICE_E164)
     assert any("Reset WhatsApp credentials" in m for m in log_messages(alice))
     assert log_messages(bob) == []
 
@@ -100,8 +99,8 @@ def test_reconnect_without_credentials_says_so_and_logs_nothing(staff_client, al
 
 @pytest.mark.django_db(transaction=True)
 def test_reconnect_of_a_linked_company_is_requested_and_logged(staff_client, alice, worker):
-    code = linking.pairing_code_request(company=alice, phone_number=ALICE_PHONE, actor=SYSTEM)
-    phone.link_with_code(ALICE_PHONE, code.pairing_code)
+    code = linking.pairing_code_request(company=alice, phone_number=ALICE_E164, actor=SYSTEM)
+    phone.link_with_code(ALICE_E164, code.pairing_code)
     wait_status(alice, SessionStatus.CONNECTED)
 
     response = action(staff_client, "reconnect", alice)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
-from tests.whatsapp.pages.conftest import path_of
+from tests.whatsapp.pages.helpers import path_of
 from tests.whatsapp.pages.test_pair_page import expired_token, page_config
 
 pytestmark = pytest.mark.django_db

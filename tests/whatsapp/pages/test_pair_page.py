@@ -9,7 +9,7 @@ import pytest
 from django.core import signing
 from django.urls import reverse
 
-from tests.whatsapp.pages.conftest import path_of
+from tests.whatsapp.pages.helpers import path_of
 from whatsapp.errors import ERRORS_BY_CODE, STATUS_REASONS
 from whatsapp.pages import texts
 from whatsapp.services import links

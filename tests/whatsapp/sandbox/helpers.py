@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from django.db import connections
 from django.utils import timezone
 
+from tests.helpers import ALICE_PHONE
 from whatsapp.backends.base import BackendEvent, Connected, PairSuccess, QRCode
 from whatsapp.sandbox import phone
 from whatsapp.sandbox.backend import SandboxBackend, SandboxClient
@@ -19,7 +20,6 @@ E = TypeVar("E")
 ALICE = "alice-0001"  # company uuids; Charlie must never see anything of Alice's
 BOB = "bob-0002"
 CHARLIE = "charlie-0003"
-ALICE_PHONE = "+7 900 123-45-67"
 ALICE_DIGITS = "79001234567"
 
 

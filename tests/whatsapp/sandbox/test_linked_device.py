@@ -6,14 +6,8 @@ import asyncio
 
 import pytest
 
-from tests.whatsapp.sandbox.helpers import (
-    ALICE,
-    ALICE_PHONE,
-    EventLog,
-    link_and_connect,
-    link_by_code,
-    on_phone,
-)
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.sandbox.helpers import ALICE, EventLog, link_and_connect, link_by_code, on_phone
 from whatsapp.backends.base import (
     ClientOutdated,
     Connected,

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from tests.whatsapp.sandbox.helpers import ALICE_DIGITS, ALICE_PHONE, BOB, on_phone, open_window
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.sandbox.helpers import ALICE_DIGITS, BOB, on_phone, open_window
 from whatsapp.backends.base import Connected, PairSuccess
 from whatsapp.errors import InvalidPhone, OperationTimeout, RateLimited
 from whatsapp.sandbox import phone

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.whatsapp.sandbox.helpers import ALICE_DIGITS, ALICE_PHONE, BOB, on_phone, open_window
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.sandbox.helpers import ALICE_DIGITS, BOB, on_phone, open_window
 from whatsapp.backends.base import Connected, PairSuccess, QRCode
 from whatsapp.sandbox import phone
 from whatsapp.sandbox.phone import SandboxPhoneError

@@ -8,7 +8,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from tests.whatsapp.sandbox.helpers import ALICE, ALICE_DIGITS, ALICE_PHONE, on_phone, open_window
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.sandbox.helpers import ALICE, ALICE_DIGITS, on_phone, open_window
 from whatsapp.backends.base import Connected, Disconnected, LoggedOut, TemporaryBan
 from whatsapp.management.commands.sandbox_phone import Command
 

@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import session_of, wait_status
+from tests.helpers import link, session_of, wait_status
 from whatsapp.errors import PermissionDenied
 from whatsapp.models import AttemptMethod, AttemptOutcome, PairingAttempt, SessionStatus
-from whatsapp.sandbox import phone
 from whatsapp.sandbox.models import Device
 from whatsapp.selectors import credentials_status
 from whatsapp.services import linking
 from whatsapp.services.actors import SYSTEM, Actor
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def link(company, number):
-    code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-    phone.link_with_code(number, code.pairing_code)
-    return wait_status(company, SessionStatus.CONNECTED)
 
 
 def test_status_tells_whether_credentials_exist_and_whose(alice, worker):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import session_of, wait_status
+from tests.helpers import ALICE_E164, link, session_of, wait_status
 from whatsapp.errors import NoCredentials
 from whatsapp.models import AttemptMethod, PairingAttempt, SessionStatus
 from whatsapp.sandbox import phone
@@ -14,13 +14,6 @@ from whatsapp.services.actors import SYSTEM
 from whatsapp.worker.inprocess import ThreadedWorker
 
 pytestmark = pytest.mark.django_db(transaction=True)
-PHONE = "+79001234567"
-
-
-def link(company, number=PHONE):
-    code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-    phone.link_with_code(number, code.pairing_code)
-    return wait_status(company, SessionStatus.CONNECTED)
 
 
 def test_reconnect_needs_credentials(alice, worker):
@@ -37,14 +30,14 @@ def test_reconnect_opens_a_fresh_connection_with_the_same_device(alice, worker):
 
 def test_a_dropped_connection_reconnects_by_itself(alice, worker):
     link(alice)
-    phone.drop_connection(PHONE)
+    phone.drop_connection(ALICE_E164)
     wait_status(alice, SessionStatus.RECONNECTING)
     assert wait_status(alice, SessionStatus.CONNECTED).last_error_code == ""
 
 
 def test_logout_from_the_phone_turns_logged_out_and_clears_credentials(alice, worker):
     jid = link(alice).linked_jid
-    phone.unlink(PHONE)
+    phone.unlink(ALICE_E164)
     session = wait_status(alice, SessionStatus.LOGGED_OUT)
     assert session.last_error_code == "LOGGED_OUT" and not session.has_credentials
     assert not Device.objects.filter(jid=jid).exists()
@@ -86,7 +79,7 @@ def test_two_workers_never_run_one_company(alice, worker):
     try:
         assert other.call(other.worker.step_claim()) == 0
         assert session_of(alice).owner == worker.worker.worker_id
-        assert Device.objects.get(phone=PHONE[1:]).connection_token  # still the first's stream
+        assert Device.objects.get(phone=ALICE_E164[1:]).connection_token  # still the first's stream
     finally:
         other.stop()
 

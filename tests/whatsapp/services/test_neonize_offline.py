@@ -7,6 +7,7 @@ import time
 import pytest
 
 from tests.helpers import session_of, wait_for
+from whatsapp.backends import reset_backends
 from whatsapp.errors import WhatsAppUnavailable
 from whatsapp.models import AttemptOutcome, PairingAttempt, SessionStatus
 from whatsapp.services import linking
@@ -19,7 +20,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 @pytest.fixture
 def neonize_worker(settings):
     settings.WHATSAPP_BACKEND = "neonize"
-    linking._backend_named.cache_clear()
+    reset_backends()
     threaded = ThreadedWorker()
     threaded.start()
     yield threaded

@@ -14,12 +14,11 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from tests.conftest import USES_POSTGRES, USES_REDIS
-from tests.helpers import wait_for
-from whatsapp.bus import live_workers
+from tests.helpers import USES_POSTGRES, USES_REDIS, wait_for
 from whatsapp.models import Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
 from whatsapp.sandbox.models import Device, LoginWindow
+from whatsapp.selectors import live_workers
 from whatsapp.services import linking
 from whatsapp.services.actors import SYSTEM
 from whatsapp.services.state import session_get

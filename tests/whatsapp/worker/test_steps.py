@@ -8,19 +8,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from tests.helpers import session_of, wait_for, wait_status
+from tests.helpers import link, session_of, wait_for, wait_status
 from whatsapp.models import SessionStatus, WhatsAppSession, Worker
-from whatsapp.sandbox import phone
-from whatsapp.services import linking
-from whatsapp.services.actors import SYSTEM
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def link(company, number="+79001234567"):
-    code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-    phone.link_with_code(number, code.pairing_code)
-    return wait_status(company, SessionStatus.CONNECTED)
 
 
 def test_the_worker_refuses_to_start_on_the_in_memory_layer(settings):

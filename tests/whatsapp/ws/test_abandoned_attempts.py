@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from tests.whatsapp.ws.conftest import connected, db, receive_until
+from tests.whatsapp.ws.helpers import connected, db, receive_until
 from whatsapp.models import PairingAttempt, WhatsAppSession
 from whatsapp.services import linking
 from whatsapp.services.actors import SYSTEM
@@ -84,7 +84,7 @@ async def test_sockets_of_a_dead_web_process_stop_counting(alice, alice_key, loo
 
     from django.core.cache import cache
 
-    from whatsapp.consumers import SUBSCRIBER_STALE, _subscribers_key
+    from whatsapp.services.presence import SUBSCRIBER_STALE, _subscribers_key
 
     socket = await _socket_attempt(alice_key)
     entries = await db(cache.get, _subscribers_key(alice.pk))
@@ -96,7 +96,7 @@ async def test_sockets_of_a_dead_web_process_stop_counting(alice, alice_key, loo
 
 
 async def test_a_live_socket_in_another_process_keeps_the_attempt(alice, alice_key, loop_worker):
-    from whatsapp.consumers import subscriber_seen
+    from whatsapp.services.presence import subscriber_seen
 
     socket = await _socket_attempt(alice_key)
     await db(subscriber_seen, alice.pk, "specific.other-process!xyz")

@@ -9,13 +9,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from tests.whatsapp.ws.conftest import (
-    ALICE_PHONE,
-    connected,
-    db,
-    receive_until,
-    refused_with,
-)
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.ws.helpers import connected, db, receive_until, refused_with
 from whatsapp.models import ApiKey, PairingAttempt
 from whatsapp.sandbox import phone
 from whatsapp.services import linking

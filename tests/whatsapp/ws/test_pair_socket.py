@@ -7,7 +7,8 @@ import types
 
 import pytest
 
-from tests.whatsapp.ws.conftest import ALICE_PHONE, connected, db, receive_until, refused_with
+from tests.helpers import ALICE_PHONE
+from tests.whatsapp.ws.helpers import connected, db, receive_until, refused_with
 from whatsapp.models import Company, PairingAttempt
 from whatsapp.services import links
 from whatsapp.services.actors import CLI, SYSTEM

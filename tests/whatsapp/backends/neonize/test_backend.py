@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.whatsapp.backends.neonize.helpers import StoreDB
 from whatsapp.backends import base
 from whatsapp.backends.neonize import store
 from whatsapp.backends.neonize.backend import NeonizeBackend, run_db
 from whatsapp.errors import ConnectionClosed, ValidationFailed
 
-from .conftest import StoreDB
 from .helpers import EventRecorder
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

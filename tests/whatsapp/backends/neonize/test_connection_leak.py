@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from django.db import connections
 
+from tests.whatsapp.backends.neonize.helpers import needs_postgres
 from whatsapp.backends import base
 from whatsapp.backends.neonize import store
 from whatsapp.backends.neonize.backend import NeonizeBackend
 
-from .conftest import needs_postgres
 from .helpers import EventRecorder
 
 MAX_CONNECTS = 10

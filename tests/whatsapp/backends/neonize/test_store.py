@@ -16,9 +16,13 @@ import psycopg
 import pytest
 from django.db import connections
 
+from tests.whatsapp.backends.neonize.helpers import (
+    ON_POSTGRES,
+    POSTGRES_URL,
+    StoreDB,
+    needs_postgres,
+)
 from whatsapp.backends.neonize import store
-
-from .conftest import ON_POSTGRES, POSTGRES_URL, StoreDB, needs_postgres
 
 ALICE = "15550000001:12@s.whatsapp.net"  # company A's linked device
 BOB = "15550000002:7@s.whatsapp.net"  # company B's
