@@ -39,8 +39,11 @@ test: install-dev
 	$(TEST_ENV) $(PY) manage.py compilemessages --ignore=.venv >/dev/null
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+## ruff (lint and format check) and mypy: what CI runs before the tests
 lint: install-dev
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy .
 
 format: install-dev
 	$(VENV)/bin/ruff format .

@@ -21,7 +21,7 @@ OTHER_E164 = "+79007654321"
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 10.0,
     interval: float = 0.05,
     what: str = "condition",

@@ -7,6 +7,7 @@ never skipped; each one is also written to the admin log.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -103,6 +104,19 @@ class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     verbose_name_plural = _("Other actions (links, reconnects, logouts)")
 
 
+# The session's fields shown read-only on a company's page.
+WHATSAPP_FIELDS = (
+    "status_badge",
+    "linked_phone",
+    "linked_jid",
+    "linked_at",
+    "has_credentials",
+    "last_error",
+    "worker",
+    "console_link",
+)
+
+
 @admin.register(Company)
 class CompanyAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "status_badge", "linked_phone", "last_error", "status_since")
@@ -112,33 +126,12 @@ class CompanyAdmin(admin.ModelAdmin):
     ordering = ("name", "slug")
     inlines = [PairingAttemptInline, AuditEventInline]
     actions = ["reset_credentials", "create_pairing_link", "reconnect", "revoke_pairing_links"]
-    readonly_fields = (
-        "created_at",
-        "status_badge",
-        "linked_phone",
-        "linked_jid",
-        "linked_at",
-        "has_credentials",
-        "last_error",
-        "worker",
-        "console_link",
-    )
+    readonly_fields = ("created_at", *WHATSAPP_FIELDS)
     fieldsets = (
         (None, {"fields": ("slug", "name", "created_at")}),
         (
             _("WhatsApp"),
-            {
-                "fields": (
-                    "status_badge",
-                    "linked_phone",
-                    "linked_jid",
-                    "linked_at",
-                    "has_credentials",
-                    "last_error",
-                    "worker",
-                    "console_link",
-                )
-            },
+            {"fields": WHATSAPP_FIELDS},
         ),
     )
 
@@ -255,7 +248,7 @@ class CompanyAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "rows": rows,
             "queryset": queryset,
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "select_across": request.POST.get("select_across", "0"),
         }
         return TemplateResponse(request, "admin/whatsapp/company/reset_confirmation.html", context)
@@ -393,7 +386,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Scope"), ordering="company__slug")
     def scope(self, obj: ApiKey) -> str:
-        return obj.company.slug if obj.company_id else gettext("global")
+        return obj.company.slug if obj.company is not None else gettext("global")
 
     @admin.display(description=_("Key starts with"), ordering="prefix")
     def prefix_shown(self, obj: ApiKey) -> str:

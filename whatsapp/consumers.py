@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -125,26 +126,33 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
                 "These credentials are no longer valid; reconnect with valid ones."
             )
 
+    @property
+    def principal(self) -> tuple[Company, Actor]:
+        """The company and actor of an accepted socket (actions run only after `accept()`)."""
+        assert self.company is not None and self.actor is not None, "socket not accepted"
+        return self.company, self.actor
+
     # --- life cycle ------------------------------------------------------------------------
 
     async def connect(self) -> None:
         self._calls: set[asyncio.Task] = set()
         self._counted = False
         try:
-            self.company, self.actor = await self.authorize()
+            company, self.actor = await self.authorize()
         except Refused as refused:
             await self.close(code=refused.code)
             return
-        self.group = events.company_group(self.company.pk)
+        self.company = company
+        self.group = events.company_group(company.pk)
         # Join before reading the snapshot: an event in between is sent twice, never lost.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        await sync_to_async(presence.subscriber_seen)(self.company.pk, self.channel_name)
+        await sync_to_async(presence.subscriber_seen)(company.pk, self.channel_name)
         self._counted = True
         self._presence = asyncio.get_running_loop().create_task(
-            presence.keep_seen(self.company.pk, self.channel_name)
+            presence.keep_seen(company.pk, self.channel_name)
         )
-        session = await database_sync_to_async(session_get)(self.company)
+        session = await database_sync_to_async(session_get)(company)
         for event in events.snapshot_events(session):
             await self.send_json(event)
 
@@ -162,7 +170,7 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
 
     # --- server -> client ------------------------------------------------------------------
 
-    async def send_json(self, data: events.Event | dict[str, Any]) -> None:
+    async def send_json(self, data: Mapping[str, Any]) -> None:
         await self.send(text_data=json.dumps(data))
 
     async def send_error(self, error: ServiceError, request_id: str | int | None = None) -> None:
@@ -227,7 +235,8 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
     async def _act(self, kind: str, message: dict, request_id: Any) -> None:
         try:
             await self.still_allowed()
-            wait = await sync_to_async(rate_hit)(kind=WRITE, ident=f"company:{self.company.pk}")
+            company, _ = self.principal
+            wait = await sync_to_async(rate_hit)(kind=WRITE, ident=f"company:{company.pk}")
             if wait is not None:
                 raise RateLimited(
                     f"Too many requests for this company. Try again in {wait} seconds.",
@@ -247,8 +256,9 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
 
     async def act_start(self, message: dict, request_id: Any) -> None:
         # What changed reaches every subscriber through the group (status, then qr).
+        company, actor = self.principal
         await database_sync_to_async(linking.session_start)(
-            company=self.company, actor=self.actor, via_socket=True
+            company=company, actor=actor, via_socket=True
         )
 
     async def act_request_pairing_code(self, message: dict, request_id: Any) -> None:
@@ -258,9 +268,10 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             raise ValidationFailed("replace_existing must be true or false.")
         if phone_number is None:
             raise ValidationFailed("phone_number is required.")
+        company, actor = self.principal
         code = await database_sync_to_async(linking.pairing_code_request)(
-            company=self.company,
-            actor=self.actor,
+            company=company,
+            actor=actor,
             phone_number=phone_number,
             replace_existing=replace_existing,
             via_socket=True,
@@ -272,13 +283,12 @@ class CompanyEventsConsumer(AsyncWebsocketConsumer):
             )
 
     async def act_reset_credentials(self, message: dict, request_id: Any) -> None:
-        if not self.actor.may_reset:
+        company, actor = self.principal
+        if not actor.may_reset:
             raise PermissionDenied(
                 "A pairing link cannot reset credentials; ask your administrator."
             )
-        await database_sync_to_async(linking.credentials_reset)(
-            company=self.company, actor=self.actor
-        )
+        await database_sync_to_async(linking.credentials_reset)(company=company, actor=actor)
 
 
 class PairLinkConsumer(CompanyEventsConsumer):

@@ -148,7 +148,7 @@ def disconnected_event(reason: str) -> DisconnectedEvent:
 
 
 def error_event(error: ServiceError, request_id: str | int | None = None) -> ErrorEvent:
-    event = ErrorEvent(type="error", **error_payload(error))  # type: ignore[typeddict-item]
+    event = ErrorEvent(type="error", **error_payload(error))
     if request_id is not None:
         event["request_id"] = request_id
     return event

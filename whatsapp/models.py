@@ -237,7 +237,7 @@ class ApiKey(models.Model):
         verbose_name = "API key"
 
     def __str__(self) -> str:
-        scope = self.company.slug if self.company_id else "global"
+        scope = self.company.slug if self.company is not None else "global"
         return f"{self.name} ({scope}, {self.prefix}…)"
 
     @property

@@ -90,7 +90,9 @@ def session_health(company: Company) -> dict:
             else None
         ),
         "lease_expires_in_seconds": (
-            round((session.lease_expires_at - now).total_seconds(), 1) if lease_valid else None
+            round((session.lease_expires_at - now).total_seconds(), 1)
+            if lease_valid and session.lease_expires_at
+            else None
         ),
         "backend": settings.WHATSAPP_BACKEND,
     }

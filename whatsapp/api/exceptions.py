@@ -55,7 +55,7 @@ def service_error_for(exc: Exception) -> ServiceError | None:
     if isinstance(exc, drf.NotFound | Http404):
         return CompanyNotFound()
     if isinstance(exc, drf.Throttled):
-        wait = max(1, int(exc.wait or 1))
+        wait = max(1, int(getattr(exc, "wait", None) or 1))
         return RateLimited(
             f"Too many requests for this company. Try again in {wait} seconds.",
             retry_after=wait,

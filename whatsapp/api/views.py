@@ -38,7 +38,7 @@ from whatsapp.services.state import session_get
 
 logger = logging.getLogger(__name__)
 
-SLUG_PATTERN = SLUG_VALIDATOR.regex.pattern
+SLUG_PATTERN = str(getattr(SLUG_VALIDATOR.regex, "pattern", SLUG_VALIDATOR.regex))
 
 SLUG_PARAMETER = OpenApiParameter(
     "slug",

@@ -228,7 +228,7 @@ def console_company(request: HttpRequest, slug: str) -> HttpResponse:
         PairingAttempt.objects.filter(company=company).order_by("-started_at", "-id")[:50]
     )
     for attempt in attempts:
-        attempt.method_label = METHOD_LABELS.get(attempt.method, attempt.method)
+        attempt.method_label = METHOD_LABELS.get(attempt.method, attempt.method)  # type: ignore[attr-defined,call-overload]
     config = _page_config(
         ws_path=f"/ws/v1/companies/{company.slug}/",
         request=request,

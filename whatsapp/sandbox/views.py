@@ -7,7 +7,7 @@ page's "simulate the phone" helper works without a key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
@@ -89,7 +89,7 @@ class SandboxView(APIView):
 
     def permission_denied(
         self, request: Request, message: str | None = None, code: str | None = None
-    ) -> None:
+    ) -> NoReturn:
         raise NotAuthenticated(
             "Authenticate with an API key or staff session, or pass a valid link_token."
         )

@@ -190,24 +190,22 @@ def _clear_for_new_link(
                 "to replace it, or reset the credentials first.",
                 details={"stored_phone": masked},
             )
-        _stop_client(session)
-        credentials_clear(
-            session=session,
-            backend=get_backend(),
-            actor_label=actor.label,
-            reason=f"replaced by a link for {mask_phone(phone)}",
-        )
-        publish_status(session, events.credentials_reset_event())
+        _clear_before_link(session, actor, reason=f"replaced by a link for {mask_phone(phone)}")
         return
     if session.has_credentials:
-        _stop_client(session)
-        credentials_clear(
-            session=session,
-            backend=get_backend(),
-            actor_label=actor.label,
+        _clear_before_link(
+            session,
+            actor,
             reason=f"stale credentials (status {session.status}) cleaned before a new link",
         )
-        publish_status(session, events.credentials_reset_event())
+
+
+def _clear_before_link(session: WhatsAppSession, actor: Actor, *, reason: str) -> None:
+    _stop_client(session)
+    credentials_clear(
+        session=session, backend=get_backend(), actor_label=actor.label, reason=reason
+    )
+    publish_status(session, events.credentials_reset_event())
 
 
 # --- services --------------------------------------------------------------------------------
@@ -270,6 +268,7 @@ def pairing_code_request(
             session.status == SessionStatus.CODE_READY
             and session.pairing_phone == phone
             and session.pairing_code
+            and session.current_attempt_id is not None
             and session.pairing_expires_at
             and session.pairing_expires_at > timezone.now() + _min_code_lifetime()
         ):

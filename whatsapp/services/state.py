@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.db.models import Field
 from django.utils import timezone
 
 from whatsapp import events
@@ -52,9 +53,10 @@ def session_write(session: WhatsAppSession, *, owner: str | None = None, **chang
     worker still owns the session: returns False when it lost it (the write is dropped)."""
     if "status" in changes and changes["status"] != session.status:
         changes.setdefault("status_changed_at", timezone.now())
-    columns = {}
+    columns: dict[str, Any] = {}
     for name, value in changes.items():
         field = WhatsAppSession._meta.get_field(name)
+        assert isinstance(field, Field), f"{name} is not a concrete field"
         columns[field.attname] = value.pk if hasattr(value, "pk") and field.is_relation else value
     rows = WhatsAppSession.objects.filter(pk=session.pk)
     if owner is not None:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 COMMANDS_CHANNEL = "whatsapp.commands"
-COMMAND_MESSAGE_TYPE = "whatsapp.command"
+COMMAND_MESSAGE_TYPE: Literal["whatsapp.command"] = "whatsapp.command"
 
 
 class Op(StrEnum):
@@ -98,7 +98,7 @@ def command_message(
     *, company_id: int, op: Op, args: CommandArgs, timeout: float
 ) -> CommandMessage:
     return CommandMessage(
-        type=COMMAND_MESSAGE_TYPE,
+        type="whatsapp.command",
         request_id=uuid.uuid4().hex,
         company_id=company_id,
         op=op.value,
@@ -112,9 +112,14 @@ def worker_channel(worker_id: str) -> str:
     return f"whatsapp.worker.{worker_id}"
 
 
+def layer_prefix() -> str:
+    """The channel layer's key prefix: processes sharing a Redis stay apart by it."""
+    layer: dict[str, Any] = dict(settings.CHANNEL_LAYERS["default"])
+    return str(layer.get("CONFIG", {}).get("prefix", "pairing"))
+
+
 def reply_key(request_id: str) -> str:
-    prefix = settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("prefix", "pairing")
-    return f"{prefix}:reply:{request_id}"
+    return f"{layer_prefix()}:reply:{request_id}"
 
 
 def encode_reply(*, result: Result | None = None, error: ServiceError | None = None) -> str:

@@ -104,6 +104,8 @@ class WhatsAppWorker:
         else:
             import redis.asyncio
 
+            if not settings.REDIS_URL:
+                raise WorkerUnavailable("External workers need REDIS_URL for their replies.")
             self._redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
             self._tasks.append(self.loop.create_task(self._receive(self.channel)))
             self._tasks.append(self.loop.create_task(self._receive(commands.COMMANDS_CHANNEL)))
@@ -372,7 +374,7 @@ class WhatsAppWorker:
             )
         key = commands.reply_key(request_id)
         assert self._redis is not None, "external workers serve commands with a Redis client"
-        await self._redis.rpush(key, payload)
+        await self._redis.rpush(key, payload)  # type: ignore[misc]  # redis-py's sync/async union
         await self._redis.expire(key, 60)
 
     async def _forward(self, message: CommandMessage) -> bool:

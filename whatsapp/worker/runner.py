@@ -31,6 +31,7 @@ from whatsapp.services.state import (
     attempt_finish,
     session_write,
 )
+from whatsapp.worker.commands import CommandArgs, Op, Result
 
 if TYPE_CHECKING:
     from whatsapp.worker.core import WhatsAppWorker
@@ -122,19 +123,20 @@ class SessionRunner:
 
     # --- commands ----------------------------------------------------------------------------
 
-    async def handle(self, op: str, args: dict, deadline_at: float) -> dict:
+    async def handle(self, op: Op, args: CommandArgs, deadline_at: float) -> Result:
         handler = getattr(self, f"op_{op}", None)
         if handler is None:
             raise errors.ValidationFailed(f"unknown worker command {op!r}")
-        return await handler(args, deadline_at)
+        result: Result = await handler(args, deadline_at)
+        return result
 
-    async def op_start(self, args: dict, deadline_at: float) -> dict:
+    async def op_start(self, args: CommandArgs, deadline_at: float) -> Result:
         async with self.ops:
             if self.client is None:
                 await self._open(device_jid=None)
-        return {}
+        return Result()
 
-    async def op_pairing_code(self, args: dict, deadline_at: float) -> dict:
+    async def op_pairing_code(self, args: CommandArgs, deadline_at: float) -> Result:
         async with self.ops:
             now = timezone.now()
             window_short = (
@@ -144,12 +146,15 @@ class SessionRunner:
             if self.client is None or self.mode != "linking" or window_short:
                 await self._open(device_jid=None)
             try:
+                assert self.window_ready is not None, "opening a client sets window_ready"
                 await asyncio.wait_for(asyncio.shield(self.window_ready), _remaining(deadline_at))
             except TimeoutError:
                 raise OperationTimeout("WhatsApp did not open a linking window in time.") from None
             await self.worker.db(
                 PairingAttempt.objects.filter(pk=args["attempt_id"]).update, reached_whatsapp=True
             )
+            if self.client is None:
+                raise ConnectionClosed("The linking connection closed; start linking again.")
             try:
                 code = await asyncio.wait_for(
                     self.client.pair_phone(args["phone_digits"]), _remaining(deadline_at)
@@ -171,18 +176,19 @@ class SessionRunner:
             await self._publish(
                 events.status_event(session), events.session_pairing_code_event(session)
             )
-        return {"pairing_code": code, "expires_at": expires_at.isoformat()}
+        assert expires_at is not None, "an open window has an end"
+        return Result(pairing_code=code, expires_at=expires_at.isoformat())
 
-    async def op_reconnect(self, args: dict, deadline_at: float) -> dict:
+    async def op_reconnect(self, args: CommandArgs, deadline_at: float) -> Result:
         async with self.ops:
             session = await self._session()
             if not session.has_credentials or not session.linked_jid:
                 raise NoCredentials()
             self.backoff = 1.0
             await self._open(device_jid=session.linked_jid)
-        return {}
+        return Result()
 
-    async def op_logout(self, args: dict, deadline_at: float) -> dict:
+    async def op_logout(self, args: CommandArgs, deadline_at: float) -> Result:
         unlinked = False
         async with self.ops:
             if self.client is not None and self.mode == "linked":
@@ -195,13 +201,13 @@ class SessionRunner:
                     )
             await self._close_client()
         await self.worker.runner_finished(self)
-        return {"unlinked": unlinked}
+        return Result(unlinked=unlinked)
 
-    async def op_stop(self, args: dict, deadline_at: float) -> dict:
+    async def op_stop(self, args: CommandArgs, deadline_at: float) -> Result:
         async with self.ops:
             await self._close_client()
         await self.worker.runner_finished(self)
-        return {}
+        return Result()
 
     async def resume(self) -> None:
         """Taken over by this worker (start-up, another worker died): bring the session back."""
@@ -372,22 +378,32 @@ class SessionRunner:
         self._end()
 
     async def _go_failed(self, code: str, message: str) -> None:
+        """Terminal: the session is `failed` until someone links again."""
+        await self._stop_with_failure(
+            SessionStatus.FAILED, code, message, events.disconnected_event(code)
+        )
+
+    async def _stop_with_failure(
+        self, status: SessionStatus, code: str, message: str, event: events.Event
+    ) -> None:
+        """Finish the attempt as failed, store `status` with the reason, publish, stop."""
         session = await self._session()
         await self.worker.db(
             attempt_finish,
             session.current_attempt_id,
             outcome=AttemptOutcome.FAILED,
             error_code=code,
+            note=message,
         )
         await self._write(
             session,
-            status=SessionStatus.FAILED,
+            status=status,
             wants_running=False,
             last_error_code=code,
             last_error_message=message[:500],
             **PAIRING_FIELDS_CLEARED,
         )
-        await self._publish(events.status_event(session), events.disconnected_event(code))
+        await self._publish(events.status_event(session), event)
         self._end()
 
     async def on_LoggedOut(self, event: base.LoggedOut) -> None:
@@ -479,26 +495,12 @@ class SessionRunner:
 
     async def _fail_window(self, code: str, message: str) -> None:
         """A linking window could not open or broke: end the attempt, honestly."""
-        session = await self._session()
-        await self.worker.db(
-            attempt_finish,
-            session.current_attempt_id,
-            outcome=AttemptOutcome.FAILED,
-            error_code=code,
-            note=message,
+        await self._stop_with_failure(
+            SessionStatus.DISCONNECTED,
+            code,
+            message,
+            events.error_event(errors.error_from_code(code, message)),
         )
-        await self._write(
-            session,
-            status=SessionStatus.DISCONNECTED,
-            wants_running=False,
-            last_error_code=code,
-            last_error_message=message[:500],
-            **PAIRING_FIELDS_CLEARED,
-        )
-        await self._publish(
-            events.status_event(session), events.error_event(errors.error_from_code(code, message))
-        )
-        self._end()
 
     async def _retry_later(self, code: str, message: str) -> None:
         """A linked session lost its connection for a reason that may pass: back off, retry."""

@@ -53,7 +53,7 @@ def test_each_service_error_is_rendered_with_its_code(
 
 
 def test_unexpected_errors_are_500_and_reported_without_pii(alice, as_alice, monkeypatch):
-    captured = []
+    captured: list[BaseException] = []
     monkeypatch.setattr("whatsapp.errors.sentry_sdk.capture_exception", captured.append)
 
     def boom(**kwargs):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 
 from whatsapp.models import Worker
@@ -31,9 +33,7 @@ def test_external_mode_counts_live_worker_heartbeats(anonymous, db, settings):
     settings.WHATSAPP_WORKER_MODE = "external"
     assert anonymous.get("/api/v1/health/").status_code == 503
     Worker.objects.create(worker_id="w1", heartbeat_at=timezone.now())
-    Worker.objects.create(
-        worker_id="w-dead", heartbeat_at=timezone.now() - timezone.timedelta(hours=1)
-    )
+    Worker.objects.create(worker_id="w-dead", heartbeat_at=timezone.now() - timedelta(hours=1))
     body = anonymous.get("/api/v1/health/").json()
     assert body["checks"]["workers"] == {"ok": True, "live": 1, "mode": "external"}
 

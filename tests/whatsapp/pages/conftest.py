@@ -19,8 +19,8 @@ def _compiled_translations():
     if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
         call_command("compilemessages", locale=["ru"], ignore_patterns=[".venv"], verbosity=0)
         # Forget catalogs loaded before the .mo existed.
-        trans_real._translations = {}
-        trans_real._default = None
+        setattr(trans_real, "_translations", {})  # noqa: B010 - private, untyped in the stubs
+        setattr(trans_real, "_default", None)  # noqa: B010
 
 
 @pytest.fixture

@@ -133,7 +133,7 @@ def test_creating_an_api_key_shows_the_raw_key_once_and_never_the_hash(staff_cli
     raw = shown.split('<code class="raw-key">')[1].split("</code>")[0]
     assert key.key_hash not in shown
     assert ApiKey.find(raw) == key
-    assert key.created_by.username == "sam"
+    assert key.created_by is not None and key.created_by.username == "sam"
     detail = staff_client.get(f"/admin/whatsapp/apikey/{key.pk}/change/").content.decode()
     assert key.key_hash not in detail and raw not in detail
 

@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -109,7 +110,7 @@ def _wait_http(url: str, timeout: float, server: subprocess.Popen, log: Path) ->
 
 
 @pytest.fixture(scope="module")
-def live(tmp_path_factory) -> Live:
+def live(tmp_path_factory) -> Iterator[Live]:
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     data = tmp_path_factory.mktemp("live-server")
@@ -141,6 +142,7 @@ def live(tmp_path_factory) -> Live:
     manage("migrate", "--noinput", "-v", "0")
     manage("bootstrap_demo")
     seeded = re.search(r"^SEED=(.*)$", manage("shell", "-c", SEED), re.M)
+    assert seeded is not None, "the seed script printed no SEED= line"
     log = data / "server.log"
     with log.open("w") as log_file:
         server = subprocess.Popen(

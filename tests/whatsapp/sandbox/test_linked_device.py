@@ -135,6 +135,7 @@ async def test_a_client_can_disconnect_from_inside_its_event_handler(backend):
     client._on_event = stop_on_drop
     await on_phone(phone.drop_connection, ALICE_PHONE)
     await log.wait_for(Disconnected)
+    assert client._task is not None
     await asyncio.wait([client._task], timeout=1)
     assert not client.running
     assert log.kinds()[-1] == "Disconnected"  # no reconnect

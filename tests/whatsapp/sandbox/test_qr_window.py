@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 async def test_refs_rotate_60_s_then_20_s_five_times_then_the_window_closes(fast_backend):
     # Speed 200: 60 s -> 0.3 s, 20 s -> 0.1 s, the window 0.8 s.
     client, log, _ = await open_window(fast_backend)
-    closed_at = (await log.wait_for(PairingWindowClosed, within=3)) and log.events[-1][0]
+    await log.wait_for(PairingWindowClosed, within=3)
+    closed_at = log.events[-1][0]
 
     qrs = log.of(QRCode)
     assert [qr.index for qr in qrs] == [0, 1, 2, 3, 4, 5]

@@ -82,18 +82,14 @@ def test_reset_during_linking_cancels_the_attempt(alice, worker):
 
 
 def test_an_abandoned_attempt_is_cancelled(alice, worker):
-    session = linking.session_start(company=alice, actor=SYSTEM, via_socket=True)
-    assert linking.attempt_cancel(
-        company=alice, attempt_id=session.current_attempt_id, reason="abandoned"
-    )
-    assert (
-        PairingAttempt.objects.get(pk=session.current_attempt_id).outcome
-        == AttemptOutcome.CANCELLED
-    )
+    attempt_id = linking.session_start(
+        company=alice, actor=SYSTEM, via_socket=True
+    ).current_attempt_id
+    assert attempt_id is not None
+    assert linking.attempt_cancel(company=alice, attempt_id=attempt_id, reason="abandoned")
+    assert PairingAttempt.objects.get(pk=attempt_id).outcome == AttemptOutcome.CANCELLED
     assert session_of(alice).status == SessionStatus.DISCONNECTED
-    assert not linking.attempt_cancel(
-        company=alice, attempt_id=session.current_attempt_id, reason="again"
-    )
+    assert not linking.attempt_cancel(company=alice, attempt_id=attempt_id, reason="again")
 
 
 def test_deleting_a_company_unlinks_its_device_and_touches_no_other(alice, bob, worker):

@@ -153,6 +153,7 @@ def test_the_cap_counts_only_requests_that_reached_whatsapp(alice, bob, charlie,
     linking.pairing_code_request(company=bob, phone_number=ALICE_E164, actor=SYSTEM)
     with pytest.raises(RateLimited) as error:
         linking.pairing_code_request(company=charlie, phone_number=ALICE_E164, actor=SYSTEM)
+    assert error.value.retry_after is not None
     assert 0 < error.value.retry_after <= settings.WHATSAPP_PAIRING_CODE_CAP_WINDOW
     assert error.value.details["reason"] == "pairing_code_cap"
     # Another phone is not affected.
@@ -171,6 +172,7 @@ def test_whatsapps_429_cools_the_phone_down_for_every_request(alice, bob, worker
     requests_before = CodeRequest.objects.count()
     with pytest.raises(RateLimited) as again:
         linking.pairing_code_request(company=bob, phone_number=limited, actor=SYSTEM)
+    assert again.value.retry_after is not None
     assert 7000 < again.value.retry_after <= 7200
     assert CodeRequest.objects.count() == requests_before  # never reached WhatsApp
 

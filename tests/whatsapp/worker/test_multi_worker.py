@@ -22,6 +22,7 @@ from whatsapp.selectors import live_workers
 from whatsapp.services import linking
 from whatsapp.services.actors import SYSTEM
 from whatsapp.services.state import session_get
+from whatsapp.worker.commands import layer_prefix
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -47,7 +48,7 @@ def worker_env() -> dict[str, str]:
         WHATSAPP_HEARTBEAT_INTERVAL="0.3",
         WHATSAPP_LEASE_TTL="2",
         SECRET_KEY=settings.SECRET_KEY,
-        CHANNEL_LAYER_PREFIX=settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
+        CHANNEL_LAYER_PREFIX=layer_prefix(),
     )
     return env
 

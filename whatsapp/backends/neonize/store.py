@@ -272,9 +272,9 @@ def _store_cursor(*, write: bool = False) -> Iterator[Any]:
         db.execute("PRAGMA foreign_keys = ON")
         db.execute("PRAGMA busy_timeout = 20000")
         db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        cursor = db.cursor()
+        sqlite_cursor = db.cursor()
         try:
-            yield cursor
+            yield sqlite_cursor
         except BaseException:
             db.execute("ROLLBACK")
             raise

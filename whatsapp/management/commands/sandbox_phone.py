@@ -12,6 +12,7 @@ Sandbox numbers are fake, so they are printed in full.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -64,7 +65,12 @@ class Command(BaseCommand):
         )
 
     def _on_devices(self, action: str, number: str, jid: str | None) -> None:
-        act = {"unlink": phone.unlink, "drop": phone.drop_connection, "ban": phone.ban}[action]
+        actions: dict[str, Callable[..., list[str]]] = {
+            "unlink": phone.unlink,
+            "drop": phone.drop_connection,
+            "ban": phone.ban,
+        }
+        act = actions[action]
         done = {"unlink": "Unlinked", "drop": "Dropped the connection of", "ban": "Banned"}[action]
         for device_jid in act(number, jid=jid):
             self.stdout.write(self.style.SUCCESS(f"{done} {device_jid}"))

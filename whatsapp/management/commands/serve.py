@@ -50,7 +50,8 @@ class Command(BaseCommand):
                 return None
             return defer.Deferred.fromFuture(asyncio.ensure_future(worker.stop()))
 
-        reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+        # zope interface stubs declare methods without `self`, which shifts mypy's arguments.
+        reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)  # type: ignore[arg-type]
         Server(
             application,
             endpoints=build_endpoint_description_strings(host=host, port=port),

@@ -21,6 +21,17 @@ needs_postgres = pytest.mark.skipif(
 )
 
 
+def recorded_client(
+    backend: Any, *, device_jid: str | None = None, client_uuid: str = "alice"
+) -> tuple[Any, EventRecorder]:
+    """A client of `backend` for `client_uuid`, and the recorder of its events."""
+    recorder = EventRecorder()
+    client = backend.create_client(
+        client_uuid=client_uuid, device_jid=device_jid, on_event=recorder
+    )
+    return client, recorder
+
+
 class EventRecorder:
     """An `on_event` that keeps every event and lets a test wait for the next of a type."""
 

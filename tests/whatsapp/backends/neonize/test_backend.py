@@ -13,10 +13,11 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.whatsapp.backends.neonize.helpers import StoreDB
+from tests.whatsapp.backends.neonize.helpers import StoreDB, recorded_client
 from whatsapp.backends import base
 from whatsapp.backends.neonize import store
 from whatsapp.backends.neonize.backend import NeonizeBackend, run_db
@@ -40,8 +41,7 @@ async def backend(shared_sqlite_store: Path) -> AsyncIterator[NeonizeBackend]:
 async def test_an_offline_connect_reports_whatsapp_unavailable_within_5_seconds(
     backend: NeonizeBackend,
 ) -> None:
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    client, recorder = recorded_client(backend)
 
     started = time.monotonic()
     await client.connect()
@@ -109,8 +109,7 @@ async def test_a_go_panic_kills_only_the_host_and_the_next_command_gets_a_new_on
 
 
 async def test_a_killed_host_is_a_crash_too(backend: NeonizeBackend) -> None:
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    client, recorder = recorded_client(backend)
     await client.connect()
     await recorder.next_of(base.ConnectError)
     [host] = backend.hosts
@@ -129,8 +128,7 @@ async def test_a_killed_host_is_a_crash_too(backend: NeonizeBackend) -> None:
 async def test_a_device_missing_from_the_store_is_logged_out_without_starting_neonize(
     backend: NeonizeBackend,
 ) -> None:
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=ALICE_DEVICE, on_event=recorder)
+    client, recorder = recorded_client(backend, device_jid=ALICE_DEVICE)
 
     await client.connect()
 
@@ -147,10 +145,7 @@ async def test_a_stored_device_is_resumed_with_its_full_jid(
     # Django's database may be the store (PostgreSQL): no sync queries on the event loop.
     await run_db(store_db.insert_device, jid=ALICE_DEVICE)
     try:
-        recorder = EventRecorder()
-        client = backend.create_client(
-            client_uuid="alice", device_jid=ALICE_DEVICE, on_event=recorder
-        )
+        client, recorder = recorded_client(backend, device_jid=ALICE_DEVICE)
 
         await client.connect()
         error = await recorder.next_of(base.ConnectError)
@@ -165,8 +160,7 @@ async def test_a_stored_device_is_resumed_with_its_full_jid(
 async def test_pair_phone_without_an_open_connection_is_connection_closed(
     backend: NeonizeBackend,
 ) -> None:
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    client, recorder = recorded_client(backend)
     await client.connect()
     await recorder.next_of(base.ConnectError)
 
@@ -177,8 +171,7 @@ async def test_pair_phone_without_an_open_connection_is_connection_closed(
 async def test_disconnect_and_logout_of_a_failed_client_are_harmless(
     backend: NeonizeBackend,
 ) -> None:
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    client, recorder = recorded_client(backend)
     await client.connect()
     await recorder.next_of(base.ConnectError)
 
@@ -190,8 +183,7 @@ async def test_disconnect_and_logout_of_a_failed_client_are_harmless(
 
 
 async def test_the_login_window_closing_is_reported_once_the_refs_run_out() -> None:
-    recorder = EventRecorder()
-    client = NeonizeBackend().create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    client, recorder = recorded_client(NeonizeBackend())
     now = datetime.now(UTC)
     qr = base.QRCode(
         code="2@ref",
@@ -207,8 +199,7 @@ async def test_the_login_window_closing_is_reported_once_the_refs_run_out() -> N
 
 
 async def test_a_link_inside_the_window_cancels_the_window_timer() -> None:
-    recorder = EventRecorder()
-    client = NeonizeBackend().create_client(client_uuid="alice", device_jid=None, on_event=recorder)
+    client, recorder = recorded_client(NeonizeBackend())
     now = datetime.now(UTC)
     client.emit(
         base.QRCode(
@@ -226,9 +217,8 @@ async def test_hosts_are_recycled_after_max_connects_and_retired_hosts_exit(
     backend: NeonizeBackend, settings
 ) -> None:
     settings.NEONIZE_HOST_MAX_CONNECTS = 3
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
-    hosts = []
+    client, recorder = recorded_client(backend)
+    hosts: list[Any] = []
 
     for _attempt in range(7):
         seen = len(recorder.events)

@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from typing import Any
 
 import psycopg
 import pytest
 from django.db import connections
 
-from tests.whatsapp.backends.neonize.helpers import needs_postgres
+from tests.whatsapp.backends.neonize.helpers import needs_postgres, recorded_client
 from whatsapp.backends import base
 from whatsapp.backends.neonize import store
 from whatsapp.backends.neonize.backend import NeonizeBackend
-
-from .helpers import EventRecorder
 
 MAX_CONNECTS = 10
 RETRIES = 50
@@ -41,6 +40,7 @@ def whatsmeow_connections(monitor: psycopg.Connection) -> int:
         "SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
         [store.APPLICATION_NAME, connections["default"].settings_dict["NAME"]],
     ).fetchone()
+    assert row is not None
     return int(row[0])
 
 
@@ -50,9 +50,8 @@ async def test_failed_connect_retries_hold_a_bounded_number_of_connections(setti
     monitor = psycopg.connect(url + "?application_name=leak-monitor", autocommit=True)
     backend = NeonizeBackend()
     await backend.start()
-    recorder = EventRecorder()
-    client = backend.create_client(client_uuid="alice", device_jid=None, on_event=recorder)
-    hosts = []
+    client, recorder = recorded_client(backend)
+    hosts: list[Any] = []
     samples = []
     try:
         for _ in range(RETRIES):

@@ -180,10 +180,10 @@ def test_two_processes_create_a_fresh_postgres_store_at_once(tmp_path: Path) -> 
 
         assert [r.returncode for r in results] == [0, 0], [r.stderr[-500:] for r in results]
         with psycopg.connect(_url_for(name)) as conn:
-            tables = conn.execute(
+            row = conn.execute(
                 "SELECT COUNT(*) FROM pg_tables WHERE tablename LIKE 'whatsmeow_%'"
-            ).fetchone()[0]
-        assert tables == 17
+            ).fetchone()
+        assert row is not None and row[0] == 17
     finally:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         admin.close()
