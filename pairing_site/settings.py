@@ -259,6 +259,21 @@ WHATSAPP_MAX_SESSIONS_PER_WORKER = env.integer("WHATSAPP_MAX_SESSIONS_PER_WORKER
 WHATSAPP_RECONNECT_MAX_DELAY = env.number("WHATSAPP_RECONNECT_MAX_DELAY", 60.0, minimum=0.1)
 WHATSAPP_SANDBOX_SPEED = env.number("WHATSAPP_SANDBOX_SPEED", 1.0, minimum=0.01, maximum=10000)
 NEONIZE_HOST_MAX_CONNECTS = env.integer("NEONIZE_HOST_MAX_CONNECTS", 20, minimum=1, maximum=1000)
+# The name the phone lists this linked device under (docs/whatsapp.md, "Device name").
+WHATSAPP_DEVICE_NAME = (
+    env.string("WHATSAPP_DEVICE_NAME", "Pairing Service")[:50] or "Pairing Service"
+)
+# A linking attempt whose login socket shows no QR within this many seconds has failed.
+NEONIZE_FIRST_QR_TIMEOUT = env.number("NEONIZE_FIRST_QR_TIMEOUT", 30.0, minimum=1, maximum=300)
+# Linking attempts run in short-lived processes of their own: at most this many at once per worker.
+NEONIZE_MAX_LINKING_HOSTS = env.integer("NEONIZE_MAX_LINKING_HOSTS", 16, minimum=1, maximum=500)
+# Where whatsmeow's store is reached, when not through Django's own database settings: a
+# postgres:// URL, e.g. PgBouncer in transaction mode (docs/whatsapp.md, "Database connections").
+NEONIZE_STORE_URL = env.string("NEONIZE_STORE_URL", "")
+if NEONIZE_STORE_URL and not NEONIZE_STORE_URL.startswith(("postgres://", "postgresql://")):
+    raise ImproperlyConfigured("NEONIZE_STORE_URL must be a postgres:// URL")
+# Extra environment of the neonize host processes; tests point it at the WhatsApp emulator.
+NEONIZE_HOST_EXTRA_ENV: dict[str, str] = {}
 NEONIZE_SQLITE_PATH = env.string("NEONIZE_SQLITE_PATH", str(DATA_DIR / "whatsmeow.sqlite3"))
 PAIRING_LINK_TTL = env.integer("PAIRING_LINK_TTL", 86400, minimum=60, maximum=30 * 86400)
 API_THROTTLE_WRITES_PER_MINUTE = env.integer("API_THROTTLE_WRITES_PER_MINUTE", 30, minimum=1)

@@ -97,6 +97,12 @@ class KeepAliveRestored:
 
 
 @dataclass(frozen=True)
+class PasskeyRequired:
+    """WhatsApp asked the phone to confirm the link with a passkey, which this client cannot
+    answer: the attempt cannot finish (docs/whatsapp.md, "Passkeys")."""
+
+
+@dataclass(frozen=True)
 class ConnectError:
     """connect() failed: `error_code` is one of our error codes, usually WHATSAPP_UNAVAILABLE."""
 
@@ -125,6 +131,7 @@ BackendEvent = (
     | Disconnected
     | KeepAliveTimeout
     | KeepAliveRestored
+    | PasskeyRequired
     | ConnectError
     | ClientCrashed
 )

@@ -155,6 +155,23 @@ ERROR_TEXTS: dict[str, ErrorText] = {
         _("Ask your administrator to update the service."),
         offer="",
     ),
+    "ACCOUNT_LOCKED": ErrorText(
+        _("WhatsApp has locked this account, so it cannot be linked now."),
+        _("Open WhatsApp on the phone and follow its instructions, then link again."),
+        offer="",
+    ),
+    "ACCOUNT_BANNED": ErrorText(
+        _("WhatsApp has banned this account from linked devices."),
+        _("Open WhatsApp on the phone to see why; this service cannot link it."),
+        offer="",
+    ),
+    "PASSKEY_REQUIRED": ErrorText(
+        _("WhatsApp asked the phone to confirm with a passkey, which this service cannot do."),
+        _(
+            "On the phone, allow linking without a passkey (or remove the passkey in WhatsApp's "
+            "settings), then start again."
+        ),
+    ),
     "CONNECT_FAILURE": ErrorText(
         _("Could not connect to WhatsApp."),
         _(

@@ -44,7 +44,21 @@ def _min_window_left() -> timedelta:
     return timedelta(seconds=2 * settings.WHATSAPP_MIN_CODE_LIFETIME)
 
 
-LOGGED_OUT_REASONS = {401, 403, 406}
+# whatsmeow reports 401, 403 and 406 as LoggedOut (and has already deleted the store). 401 is a
+# logout; 403 (WhatsApp now calls it "locked") and 406 ("banned") are terminal failures.
+LOGGED_OUT_REASONS = {401}
+ACCOUNT_FAILURES = {
+    403: (
+        errors.ACCOUNT_LOCKED,
+        "WhatsApp locked this account (403); open WhatsApp on the phone, then link again.",
+    ),
+    406: (
+        errors.ACCOUNT_BANNED,
+        "WhatsApp banned this account from linked devices (406).",
+    ),
+}
+# LoggedOut.reason as the neonize mapping names it -> the HTTP-like code.
+LOGGED_OUT_REASON_CODES = {"logged_out": 401, "main_device_gone": 403, "unknown_logout": 406}
 
 
 def _remaining(deadline_at: float) -> float:
@@ -241,6 +255,10 @@ class SessionRunner:
 
     async def _on_event(self, generation: int, event: base.BackendEvent) -> None:
         if generation != self.generation or self.closed:
+            if isinstance(event, base.PairSuccess):
+                # A phone finished linking a window we had already given up (it expired, was
+                # cancelled or reset): the device row it left belongs to no session.
+                await self._delete_orphan(event.jid)
             return
         handler = getattr(self, f"on_{type(event).__name__}", None)
         if handler is None:
@@ -303,10 +321,28 @@ class SessionRunner:
         )
         self._end()
 
+    async def _delete_orphan(self, jid: str) -> None:
+        try:
+            deleted = await self.worker.db(
+                self.worker.backend.credentials_delete, client_uuid=self.client_uuid, device_jid=jid
+            )
+        except Exception:
+            logger.exception("company %s: could not delete an orphan device", self.company_id)
+            return
+        logger.warning(
+            "company %s: deleted the device of a link that came too late (%d rows)",
+            self.company_id,
+            deleted,
+        )
+
     async def on_PairSuccess(self, event: base.PairSuccess) -> None:
+        session = await self._session()
+        if not session.wants_running or not session.is_pairing:
+            # A reset or cancel raced the phone: nobody wants this link any more.
+            await self._delete_orphan(event.jid)
+            return
         self.mode = "linked"
         self.backoff = 1.0
-        session = await self._session()
         await self.worker.db(
             attempt_finish, session.current_attempt_id, outcome=AttemptOutcome.LINKED
         )
@@ -407,7 +443,23 @@ class SessionRunner:
         self._end()
 
     async def on_LoggedOut(self, event: base.LoggedOut) -> None:
+        code = LOGGED_OUT_REASON_CODES.get(event.reason)
+        if code in ACCOUNT_FAILURES:
+            await self._go_account_failed(code)
+            return
         await self._go_logged_out(event.reason or "logged out")
+
+    async def _go_account_failed(self, code: int) -> None:
+        """403/406: WhatsApp deleted the link for good; the store row is gone with it."""
+        reason, message = ACCOUNT_FAILURES[code]
+        session = await self._session()
+        await self.worker.db(
+            self.worker.backend.credentials_delete,
+            client_uuid=self.client_uuid,
+            device_jid=session.linked_jid or None,
+        )
+        await self._write(session, **LINK_FIELDS_CLEARED)
+        await self._go_failed(reason, message)
 
     async def on_StreamReplaced(self, event: base.StreamReplaced) -> None:
         await self._go_failed(
@@ -434,6 +486,15 @@ class SessionRunner:
     async def on_ConnectFailure(self, event: base.ConnectFailure) -> None:
         if event.reason in LOGGED_OUT_REASONS:
             await self._go_logged_out(f"connect failure {event.reason}")
+        elif event.reason in ACCOUNT_FAILURES:
+            await self._go_account_failed(event.reason)
+        elif event.reason == 409:
+            # Bad user agent: retrying with the same client cannot help.
+            await self._go_failed(
+                errors.CONNECT_FAILURE,
+                "WhatsApp refused this client (409 bad user agent); the service needs an "
+                "update of its WhatsApp library.",
+            )
         elif event.reason == 402:
             await self.on_TemporaryBan(base.TemporaryBan(code=402))
         elif event.reason == 405:
@@ -490,17 +551,24 @@ class SessionRunner:
                 "CONNECTION_CLOSED", f"WhatsApp client crashed: {event.message}"
             )
 
+    async def on_PasskeyRequired(self, event: base.PasskeyRequired) -> None:
+        await self._fail_window(
+            errors.PASSKEY_REQUIRED,
+            "WhatsApp asked the phone to confirm with a passkey, which this service cannot "
+            "answer. Allow linking without a passkey on the phone, then start again.",
+        )
+
     async def on_PairError(self, event: base.PairError) -> None:
         await self._fail_window(errors.CONNECT_FAILURE, f"Pairing failed: {event.message}")
 
     async def _fail_window(self, code: str, message: str) -> None:
         """A linking window could not open or broke: end the attempt, honestly."""
-        await self._stop_with_failure(
-            SessionStatus.DISCONNECTED,
-            code,
-            message,
-            events.error_event(errors.error_from_code(code, message)),
+        event: events.Event = (
+            events.error_event(errors.error_from_code(code, message))
+            if code in errors.ERRORS_BY_CODE
+            else events.disconnected_event(code)  # a status reason, not a failed request
         )
+        await self._stop_with_failure(SessionStatus.DISCONNECTED, code, message, event)
 
     async def _retry_later(self, code: str, message: str) -> None:
         """A linked session lost its connection for a reason that may pass: back off, retry."""

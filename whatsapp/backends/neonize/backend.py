@@ -11,6 +11,13 @@ its replies and events into `whatsapp.errors` exceptions and `base` events.
   are counted per host; after NEONIZE_HOST_MAX_CONNECTS the host takes no new connects, and it
   is stopped as soon as none of its clients is running (at once if they all failed). With
   failing retries the connections held stay at most NEONIZE_HOST_MAX_CONNECTS.
+- A linking `connect()` that ends without a link never returns (neonize waits for an ID that
+  never comes), keeping its thread and database connection. So every linking attempt runs in a
+  short-lived *linking host* of its own, which is stopped when the attempt ends, whatever the
+  outcome. Once linked, the client moves to the shared host: the linking host is stopped and
+  the device resumes there by its JID (docs/whatsapp.md, "Linking connects never return").
+- Failures on the login socket reach us only through neonize's login-status callback (the host
+  reads it); a watchdog fails an attempt that shows no QR within NEONIZE_FIRST_QR_TIMEOUT.
 - The calls that panic are guarded: a resumed device must exist in the store (checked here with
   SQL before the host sees the JID), get_me() runs only after ConnectedEv, PairPhone only after
   the first QR of a running connect.
@@ -37,6 +44,7 @@ from whatsapp.errors import (
     OperationTimeout,
     ServiceError,
     WhatsAppUnavailable,
+    WorkerUnavailable,
     error_from_code,
 )
 
@@ -60,10 +68,16 @@ _WINDOW_ENDERS = (
 
 
 class _Host:
-    """One host process and the bookkeeping the backend keeps about it."""
+    """One host process and the bookkeeping the backend keeps about it.
 
-    def __init__(self, number: int, process: asyncio.subprocess.Process) -> None:
+    `kind` is "shared" (linked clients, recycled by connect count) or "linking" (one linking
+    attempt, stopped when it ends)."""
+
+    def __init__(
+        self, number: int, process: asyncio.subprocess.Process, kind: str = "shared"
+    ) -> None:
         self.number = number
+        self.kind = kind
         self.process = process
         self.pid = process.pid
         self.clients: dict[str, NeonizeClient] = {}
@@ -81,7 +95,7 @@ class _Host:
         self._tasks: list[asyncio.Task[None]] = []
 
     def __repr__(self) -> str:
-        return f"<neonize host #{self.number} pid={self.pid}>"
+        return f"<neonize {self.kind} host #{self.number} pid={self.pid}>"
 
     @property
     def idle(self) -> bool:
@@ -208,10 +222,14 @@ class NeonizeBackend(base.Backend):
                             log.exception("the first neonize host did not start")
 
     async def connect_client(self, client: NeonizeClient) -> None:
-        """Start `client`'s connect() on the current host, recycling hosts as needed.
+        """Start `client`'s connect(): a linking client on a linking host of its own, a linked
+        one on the current shared host (recycling shared hosts as needed).
 
-        Serialised: connect counting, recycling and client moves never interleave.
+        Serialised for shared hosts: connect counting, recycling and moves never interleave.
         """
+        if client.device_jid is None:
+            await self._connect_linking(client)
+            return
         async with self._hosts_lock():
             host = self._current
             if host is None or host.dead or host.closing or host.retiring:
@@ -227,6 +245,7 @@ class NeonizeBackend(base.Backend):
                     client=client.uuid,
                     store=client.store_name,
                     jid=client.device_jid,
+                    device_name=settings.WHATSAPP_DEVICE_NAME,
                 )
                 host.clients[client.uuid] = client
                 client.host = host
@@ -239,6 +258,55 @@ class NeonizeBackend(base.Backend):
             if host.connects >= self.max_connects:
                 log.info("%s reached %d connects; retiring it", host, host.connects)
                 host.retiring = True
+                self._retire_when_idle(host)
+
+    async def _connect_linking(self, client: NeonizeClient) -> None:
+        if client.host is not None:
+            await self.release(client)
+        linking = [h for h in self._hosts if h.kind == "linking" and not h.closing]
+        if len(linking) >= settings.NEONIZE_MAX_LINKING_HOSTS:
+            raise WorkerUnavailable(
+                "Too many linking attempts are running on this worker; try again in a minute."
+            )
+        host = await self._spawn_host(kind="linking")
+        try:
+            await host.request(
+                "create",
+                within=self.operation_timeout,
+                client=client.uuid,
+                store=client.store_name,
+                jid=None,
+                device_name=settings.WHATSAPP_DEVICE_NAME,
+            )
+            host.clients[client.uuid] = client
+            client.host = host
+            host.connects += 1
+            await host.request("connect", within=self.operation_timeout, client=client.uuid)
+        except BaseException:
+            client._leave(host)
+            await self._stop_host(host)
+            raise
+
+    async def release(self, client: NeonizeClient, command: str = "disconnect") -> None:
+        """Take `client` out of its host: `disconnect` stops it (credentials stay), `logout` also
+        unlinks it on WhatsApp. A linking host has nothing left to do then and is stopped: its
+        connect() may never return, and only the process's end frees its thread and connection."""
+        host = client.host
+        if host is None:
+            return
+        client._leave(host)
+        if host.dead:
+            return
+        try:
+            if command == "logout" or host.kind == "shared":
+                extra = {"forget": True} if command == "disconnect" else {}
+                await host.request(
+                    command, within=self.operation_timeout, client=client.uuid, **extra
+                )
+        finally:
+            if host.kind == "linking":
+                await self._stop_host(host)
+            else:
                 self._retire_when_idle(host)
 
     def _hosts_lock(self) -> asyncio.Lock:
@@ -258,19 +326,10 @@ class NeonizeBackend(base.Backend):
         return host
 
     async def _move_away(self, client: NeonizeClient) -> None:
-        old = client.host
-        if old is None:
-            return
-        client._leave(old)
-        if old.dead:
-            return
         with contextlib.suppress(ServiceError):
-            await old.request(
-                "disconnect", within=self.operation_timeout, client=client.uuid, forget=True
-            )
-        self._retire_when_idle(old)
+            await self.release(client)
 
-    async def _spawn_host(self) -> _Host:
+    async def _spawn_host(self, kind: str = "shared") -> _Host:
         self._host_count += 1
         flags = ["--debug-commands"] if self._debug_commands else []
         process = await asyncio.create_subprocess_exec(
@@ -287,7 +346,7 @@ class NeonizeBackend(base.Backend):
             start_new_session=True,
             limit=1 << 20,
         )
-        host = _Host(self._host_count, process)
+        host = _Host(self._host_count, process, kind)
         self._hosts.append(host)
         host._tasks = [
             asyncio.create_task(self._read_channel(host)),
@@ -419,6 +478,10 @@ class NeonizeClient(base.BackendClient):
         self._queue: asyncio.Queue[base.BackendEvent] = asyncio.Queue()
         self._delivery: asyncio.Task[None] | None = None
         self._window_timer: asyncio.TimerHandle | None = None
+        self._first_qr_timer: asyncio.TimerHandle | None = None
+        self._paired_jid: str | None = None
+        # Linked on a linking host and moving to the shared one: its Connected is not news.
+        self._moving = False
 
     def __repr__(self) -> str:
         return f"<NeonizeClient {self.uuid}>"
@@ -434,6 +497,8 @@ class NeonizeClient(base.BackendClient):
                     self.emit(base.LoggedOut(reason="device missing from store"))
                     return
             self.store_name = await run_db(store.store_name)
+            if self.device_jid is None:
+                self._start_first_qr_watchdog()
             await backend.connect_client(self)
         except ServiceError as error:
             self.emit(base.ConnectError(error_code=error.code, message=error.message))
@@ -464,16 +529,9 @@ class NeonizeClient(base.BackendClient):
     async def _end(self, command: str, **arguments: Any) -> None:
         """Stop this client in its host (`logout` also unlinks it on WhatsApp)."""
         self._cancel_window()
-        host = self.host
-        if host is None or host.dead:
-            return
-        self._leave(host)
-        try:
-            await host.request(
-                command, within=self.backend.operation_timeout, client=self.uuid, **arguments
-            )
-        finally:
-            self.backend._retire_when_idle(host)
+        self._cancel_first_qr_watchdog()
+        self._moving = False
+        await self.backend.release(self, command)
 
     def _leave(self, host: _Host) -> None:
         self.host = None
@@ -487,8 +545,22 @@ class NeonizeClient(base.BackendClient):
         """Queue an event for `on_event`; one delivery task keeps them in order."""
         if isinstance(event, _WINDOW_ENDERS):
             self._cancel_window()
+        if not isinstance(event, base.PairingWindowClosed):
+            self._cancel_first_qr_watchdog()  # the login socket answered
         if isinstance(event, base.QRCode) and event.index == 0:
             self._start_window(event.window_expires_at)
+        if isinstance(event, base.PairSuccess):
+            self._paired_jid = event.jid
+        if isinstance(event, base.Connected):
+            if self._moving:
+                self._moving = False
+                return  # the same link, now on the shared host
+            host = self.host
+            if host is not None and host.kind == "linking":
+                jid = event.jid or self._paired_jid
+                if jid:
+                    self._moving = True
+                    self.backend._spawn_background(self._move_to_shared(jid))
         self._queue.put_nowait(event)
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.get_running_loop().create_task(self._deliver())
@@ -500,6 +572,39 @@ class NeonizeClient(base.BackendClient):
                 await self.on_event(event)
             except Exception:
                 log.exception("on_event of %s failed for %s", self.uuid, type(event).__name__)
+
+    async def _move_to_shared(self, jid: str) -> None:
+        """Linked on its linking host: stop that host and resume the device on the shared one."""
+        try:
+            await self.backend.release(self)
+            if not self._moving:
+                return  # disconnected meanwhile
+            self.device_jid = jid
+            await self.backend.connect_client(self)
+        except ServiceError as error:
+            self._moving = False
+            self.emit(base.ConnectError(error_code=error.code, message=error.message))
+
+    def _start_first_qr_watchdog(self) -> None:
+        self._cancel_first_qr_watchdog()
+        seconds = settings.NEONIZE_FIRST_QR_TIMEOUT
+        self._first_qr_timer = asyncio.get_running_loop().call_later(
+            seconds, self._no_first_qr, seconds
+        )
+
+    def _cancel_first_qr_watchdog(self) -> None:
+        if self._first_qr_timer is not None:
+            self._first_qr_timer.cancel()
+            self._first_qr_timer = None
+
+    def _no_first_qr(self, seconds: float) -> None:
+        self._first_qr_timer = None
+        self.emit(
+            base.ConnectError(
+                error_code="WHATSAPP_UNAVAILABLE",
+                message=f"WhatsApp opened no linking window (no QR code within {seconds:g} s).",
+            )
+        )
 
     def _start_window(self, window_expires_at: datetime) -> None:
         # The login socket's terminal "timeout" is not delivered by neonize 0.5.2: infer it.
@@ -521,10 +626,9 @@ class NeonizeClient(base.BackendClient):
             self.backend._spawn_background(self._stop_after_window(host))
 
     async def _stop_after_window(self, host: _Host) -> None:
-        with contextlib.suppress(ServiceError):
-            await host.request(
-                "disconnect", within=self.backend.operation_timeout, client=self.uuid, forget=False
-            )
+        if self.host is host:
+            with contextlib.suppress(ServiceError):
+                await self.backend.release(self)
 
 
 async def _readline(stream: asyncio.StreamReader) -> bytes:

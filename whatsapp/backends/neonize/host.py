@@ -19,10 +19,13 @@ Go calls the event and QR handlers on its own threads; they only map and write o
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -36,6 +39,7 @@ log = logging.getLogger("whatsapp.neonize.host")
 STOP_JOIN_SECONDS = 3.0
 # Longest a starting connect() keeps the next one waiting if Go never reports back.
 GO_SETUP_SECONDS = 5.0
+DEFAULT_DEVICE_NAME = "Pairing Service"
 
 
 @dataclass
@@ -132,7 +136,13 @@ class Host:
             if existing is not None:
                 return {"created": False}
             hosted = HostedClient(
-                uuid=uuid, client=_new_client(request["store"], uuid, request.get("jid"))
+                uuid=uuid,
+                client=_new_client(
+                    request["store"],
+                    uuid,
+                    request.get("jid"),
+                    device_name=request.get("device_name") or DEFAULT_DEVICE_NAME,
+                ),
             )
             self._clients[uuid] = hosted
         self._subscribe(hosted)
@@ -306,36 +316,55 @@ class Host:
             hosted.set_up.set()
             if isinstance(message, mapping.Connected):
                 hosted.connected = True
-                self.emit(hosted.uuid, mapping.connected_event(self._me(hosted)))
+                # neonize fills `client.me` from FetchMe before ConnectedEv; get_me() would read
+                # Go's client map without a lock and can abort the host when a stop races it.
+                self.emit(hosted.uuid, mapping.connected_event(hosted.client.me))
                 return
             event = mapping.event_from_proto(message)
             if event is not None:
                 self.emit(hosted.uuid, event)
 
+        def on_login_status(status: str) -> None:
+            hosted.set_up.set()
+            log.info("login status of %s: %s", hosted.uuid, status)
+            event = mapping.login_status_event(status)
+            if event is not None and not hosted.stopping:
+                self.emit(hosted.uuid, event)
+
+        hosted.client.on_login_status = on_login_status
         hosted.client.event.qr(on_qr)
         for event_class in mapping.SUBSCRIBED_EVENTS:
             hosted.client.event(event_class)(on_event)
 
-    @staticmethod
-    def _me(hosted: HostedClient) -> Any:
-        # get_me() panics before connect() succeeded; ConnectedEv is the proof it did.
-        if not hosted.connected:
-            return None
-        try:
-            return hosted.client.get_me()
-        except Exception:
-            log.exception("get_me failed for %s", hosted.uuid)
-            return None
 
-
-def _new_client(store: str, uuid: str, jid: str | None) -> Any:
+@functools.cache
+def _client_class() -> type:
+    """neonize's NewClient, reading the login status neonize itself only prints."""
     from neonize.client import NewClient
+
+    class StatusClient(NewClient):
+        on_login_status: Callable[[str], None] | None = None
+
+        # neonize calls `self.__onLoginStatus`, i.e. this name, with a C string's address.
+        def _NewClient__onLoginStatus(self, uuid: int, status: int) -> None:
+            text = ctypes.string_at(status).decode(errors="replace") if status else ""
+            if self.on_login_status is not None:
+                self.on_login_status(text)
+
+    return StatusClient
+
+
+def _new_client(store: str, uuid: str, jid: str | None, *, device_name: str) -> Any:
+    from neonize.proto.waCompanionReg.WAWebProtobufsCompanionReg_pb2 import DeviceProps
 
     from whatsapp.backends.neonize import mapping
 
+    # Our name in the phone's list of linked devices, never neonize's default "Neonize"; the
+    # pairing code's display name is separate and stays a real "Chrome (Linux)".
+    props = DeviceProps(os=device_name, platformType=DeviceProps.CHROME)
     # Built with our uuid and without jid: neonize would key the client by jid.User (the phone),
     # and two companies may link the same phone. The JID is only read by connect().
-    client = NewClient(store, uuid=uuid, new_device=jid is None)
+    client = _client_class()(store, props=props, uuid=uuid, new_device=jid is None)
     if jid is not None:
         client.jid = mapping.jid_from_string(jid)
     # The finalizer calls Stop(uuid) whenever this object is collected, which could stop a later

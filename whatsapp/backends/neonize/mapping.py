@@ -117,10 +117,11 @@ def event_from_proto(message: Message) -> base.BackendEvent | None:
     if isinstance(message, StreamReplaced):
         return base.StreamReplaced()
     if isinstance(message, TemporaryBan):
-        return base.TemporaryBan(
-            code=_TEMP_BAN_CODES.get(message.Code, int(message.Code)),
-            expire_seconds=int(message.Expire),
+        # An unset Code reads as the enum's default (101): unknown is 0, never a made-up reason.
+        code = (
+            _TEMP_BAN_CODES.get(message.Code, int(message.Code)) if message.HasField("Code") else 0
         )
+        return base.TemporaryBan(code=code, expire_seconds=int(message.Expire))
     if isinstance(message, ConnectFailure):
         return base.ConnectFailure(reason=_connect_failure_code(message), message=message.Message)
     if isinstance(message, ClientOutdated):
@@ -132,6 +133,29 @@ def event_from_proto(message: Message) -> base.BackendEvent | None:
     if isinstance(message, Disconnected):
         return base.Disconnected()
     return None
+
+
+# neonize's login-status callback: every item of whatsmeow's QR channel that is not a code.
+# These are the only trace of failures on the login socket (docs/whatsapp.md, "Linking connects
+# never return"); "success" needs nothing (PairStatus and ConnectedEv follow).
+_LOGIN_STATUS_EVENTS: dict[str, base.BackendEvent] = {
+    "timeout": base.PairingWindowClosed(),
+    "err-client-outdated": base.ClientOutdated(),
+    "passkey-request": base.PasskeyRequired(),
+    "passkey-confirmation": base.PasskeyRequired(),
+    "err-scanned-without-multidevice": base.PairError(
+        "The phone scanned the code without multi-device support; update WhatsApp on the phone."
+    ),
+    "err-unexpected-state": base.PairError("WhatsApp's login socket was in an unexpected state."),
+    "error": base.PairError("WhatsApp reported an error on the login socket."),
+}
+
+
+def login_status_event(status: str) -> base.BackendEvent | None:
+    """The event for a login status of neonize's callback (None for success and codes)."""
+    if status in ("success", "code", ""):
+        return None
+    return _LOGIN_STATUS_EVENTS.get(status, base.PairError(f"Unknown login status {status!r}."))
 
 
 def _pair_status(message: PairStatus) -> base.PairSuccess | base.PairError:

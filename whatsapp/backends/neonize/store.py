@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from django.conf import settings
 from django.db import connections, transaction
@@ -73,8 +73,18 @@ def is_postgres() -> bool:
 def store_name() -> str:
     """The `name` neonize's NewClient needs: a postgres URL, or the SQLite file path."""
     if is_postgres():
+        if settings.NEONIZE_STORE_URL:
+            return _with_application_name(settings.NEONIZE_STORE_URL)
         return postgres_url(connections["default"].settings_dict)
     return sqlite_path()
+
+
+def _with_application_name(url: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("sslmode", "disable")
+    query.setdefault("application_name", APPLICATION_NAME)
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def sqlite_path() -> str:
@@ -144,9 +154,13 @@ def _run_schema_process(name: str, *, timeout: float) -> None:
 
 
 def host_environment() -> dict[str, str]:
-    """Environment for neonize processes: the project importable, Python unbuffered."""
+    """Environment for neonize processes: the project importable, Python unbuffered, plus
+    NEONIZE_HOST_EXTRA_ENV (tests: a proxy, a CA and a library copy that reach the emulator)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+    extra = dict(settings.NEONIZE_HOST_EXTRA_ENV)
+    paths = [str(PROJECT_ROOT), extra.pop("PYTHONPATH", ""), env.get("PYTHONPATH", "")]
+    env.update(extra)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -35,6 +35,7 @@ _EVENT_CLASSES: dict[str, type] = {
         base.Disconnected,
         base.KeepAliveTimeout,
         base.KeepAliveRestored,
+        base.PasskeyRequired,
         base.ConnectError,
         base.ClientCrashed,
     )

@@ -30,6 +30,10 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 ALICE_DEVICE = "15550000001:12@s.whatsapp.net"
 
 
+def linking_hosts(backend: NeonizeBackend) -> list[Any]:
+    return [host for host in backend.hosts if host.kind == "linking"]
+
+
 @pytest.fixture
 async def backend(shared_sqlite_store: Path) -> AsyncIterator[NeonizeBackend]:
     backend = NeonizeBackend(debug_commands=True)
@@ -50,41 +54,90 @@ async def test_an_offline_connect_reports_whatsapp_unavailable_within_5_seconds(
     assert time.monotonic() - started < 5
     assert error.error_code == "WHATSAPP_UNAVAILABLE"
     assert "dial" in error.message  # neonize's own text: the real library was reached
-    [host] = backend.hosts
-    assert host.pid != os.getpid()
+    [linking] = linking_hosts(backend)  # the attempt ran in a process of its own
+    assert linking.pid != os.getpid()
+
+
+async def test_a_linking_attempts_host_exits_when_the_attempt_ends(backend: NeonizeBackend) -> None:
+    client, recorder = recorded_client(backend)
+    await client.connect()
+    await recorder.next_of(base.ConnectError)
+    [linking] = linking_hosts(backend)
+
+    await client.disconnect()
+
+    await asyncio.wait_for(linking.exited.wait(), 5)
+    assert linking_hosts(backend) == []
+    with pytest.raises(ProcessLookupError):
+        os.kill(linking.pid, 0)
+
+
+async def test_each_new_linking_attempt_gets_a_fresh_host(backend: NeonizeBackend) -> None:
+    client, recorder = recorded_client(backend)
+    pids = []
+    for _attempt in range(3):
+        seen = len(recorder.events)
+        await client.connect()
+        await recorder.next_of(base.ConnectError, after=seen)
+        [linking] = linking_hosts(backend)  # the previous one was stopped first
+        pids.append(linking.pid)
+    assert len(set(pids)) == 3
+
+
+async def test_linking_attempts_are_capped_per_worker(
+    backend: NeonizeBackend, settings: Any
+) -> None:
+    settings.NEONIZE_MAX_LINKING_HOSTS = 1
+    alice, alice_events = recorded_client(backend, client_uuid="alice")
+    bob, bob_events = recorded_client(backend, client_uuid="bob")
+    await alice.connect()
+    await alice_events.next_of(base.ConnectError)
+
+    await bob.connect()
+
+    refused = await bob_events.next_of(base.ConnectError)
+    assert refused.error_code == "WORKER_UNAVAILABLE"
+    assert len(linking_hosts(backend)) == 1
 
 
 async def test_many_clients_connecting_at_once_do_not_crash_the_host(
-    backend: NeonizeBackend,
+    backend: NeonizeBackend, store_db: StoreDB
 ) -> None:
     """neonize registers clients in Go maps without a lock; simultaneous connects once aborted
-    the whole host in CI. The host lets one client set up at a time."""
-    recorders = [EventRecorder() for _ in range(8)]
+    the whole host in CI. The shared host lets one client set up at a time."""
+    devices = [f"1555000{index:04d}:1@s.whatsapp.net" for index in range(8)]
+    for device in devices:
+        await run_db(store_db.insert_device, jid=device)
+    recorders = [EventRecorder() for _ in devices]
     clients = [
-        backend.create_client(client_uuid=f"c{index}", device_jid=None, on_event=recorder)
-        for index, recorder in enumerate(recorders)
+        backend.create_client(client_uuid=f"c{index}", device_jid=device, on_event=recorder)
+        for index, (device, recorder) in enumerate(zip(devices, recorders, strict=True))
     ]
-    await asyncio.gather(*(client.connect() for client in clients))
-    for recorder in recorders:
-        assert (
-            await recorder.next_of(base.ConnectError, within=30)
-        ).error_code == "WHATSAPP_UNAVAILABLE"
-        assert not any(isinstance(event, base.ClientCrashed) for event in recorder.events)
-    [host] = backend.hosts
-    assert not host.dead
+    try:
+        await asyncio.gather(*(client.connect() for client in clients))
+        for recorder in recorders:
+            assert (
+                await recorder.next_of(base.ConnectError, within=30)
+            ).error_code == "WHATSAPP_UNAVAILABLE"
+            assert not any(isinstance(event, base.ClientCrashed) for event in recorder.events)
+        [host] = backend.hosts
+        assert host.kind == "shared" and not host.dead
+    finally:
+        for device in devices:
+            await run_db(store.credentials_delete, device_jid=device)
 
 
 async def test_a_go_panic_kills_only_the_host_and_the_next_command_gets_a_new_one(
     backend: NeonizeBackend,
 ) -> None:
-    alice, bob = EventRecorder(), EventRecorder()
-    alice_client = backend.create_client(client_uuid="alice", device_jid=None, on_event=alice)
-    bob_client = backend.create_client(client_uuid="bob", device_jid=None, on_event=bob)
+    alice_client, alice = recorded_client(backend, client_uuid="alice")
+    bob_client, bob = recorded_client(backend, client_uuid="bob")
     await alice_client.connect()
     await bob_client.connect()
     await alice.next_of(base.ConnectError)
     await bob.next_of(base.ConnectError)
-    [crashed_host] = backend.hosts
+    crashed_host, bobs_host = alice_client.host, bob_client.host
+    assert crashed_host is not None and bobs_host is not None
     store_name = await run_db(store.store_name)
 
     # get_me() before connect(): a real Go nil-pointer panic. The request waiting on the host
@@ -94,25 +147,25 @@ async def test_a_go_panic_kills_only_the_host_and_the_next_command_gets_a_new_on
 
     await asyncio.wait_for(crashed_host.exited.wait(), 5)
     assert crashed_host.returncode in (-6, 134)  # SIGABRT, as the shell shows it: 134
-    for recorder in (alice, bob):
-        crash = await recorder.next_of(base.ClientCrashed)
-        assert "panic" in crash.message
-    assert backend.hosts == []
+    crash = await alice.next_of(base.ClientCrashed)
+    assert "panic" in crash.message
+    assert not any(isinstance(event, base.ClientCrashed) for event in bob.events)
+    assert not bobs_host.dead
 
     seen = len(alice.events)
     await alice_client.connect()
     error = await alice.next_of(base.ConnectError, after=seen)
 
     assert error.error_code == "WHATSAPP_UNAVAILABLE"
-    [new_host] = backend.hosts
-    assert new_host.pid != crashed_host.pid
+    assert alice_client.host is not None and alice_client.host.pid != crashed_host.pid
 
 
 async def test_a_killed_host_is_a_crash_too(backend: NeonizeBackend) -> None:
     client, recorder = recorded_client(backend)
     await client.connect()
     await recorder.next_of(base.ConnectError)
-    [host] = backend.hosts
+    host = client.host
+    assert host is not None
 
     os.kill(host.pid, signal.SIGKILL)
 
@@ -213,18 +266,22 @@ async def test_a_link_inside_the_window_cancels_the_window_timer() -> None:
     assert not any(isinstance(e, base.PairingWindowClosed) for e in recorder.events)
 
 
-async def test_hosts_are_recycled_after_max_connects_and_retired_hosts_exit(
-    backend: NeonizeBackend, settings
+async def test_shared_hosts_are_recycled_after_max_connects_and_retired_hosts_exit(
+    backend: NeonizeBackend, settings: Any, store_db: StoreDB
 ) -> None:
     settings.NEONIZE_HOST_MAX_CONNECTS = 3
-    client, recorder = recorded_client(backend)
+    await run_db(store_db.insert_device, jid=ALICE_DEVICE)
+    client, recorder = recorded_client(backend, device_jid=ALICE_DEVICE)
     hosts: list[Any] = []
 
-    for _attempt in range(7):
-        seen = len(recorder.events)
-        await client.connect()
-        await recorder.next_of(base.ConnectError, after=seen)
-        hosts.extend(h for h in backend.hosts if h not in hosts)
+    try:
+        for _attempt in range(7):
+            seen = len(recorder.events)
+            await client.connect()
+            await recorder.next_of(base.ConnectError, after=seen)
+            hosts.extend(h for h in backend.hosts if h not in hosts)
+    finally:
+        await run_db(store.credentials_delete, device_jid=ALICE_DEVICE)
 
     assert [h.connects for h in hosts] == [3, 3, 1]
     for retired in hosts[:2]:

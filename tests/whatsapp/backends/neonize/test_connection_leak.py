@@ -1,8 +1,10 @@
 """whatsmeow keeps one database connection per connect() until its process exits.
 
 A worker retrying an unreachable WhatsApp would exhaust PostgreSQL's max_connections. The backend
-recycles its neonize host every NEONIZE_HOST_MAX_CONNECTS connects; this drives 50 real failed
-connects against PostgreSQL and counts the connections whatsmeow holds in pg_stat_activity.
+recycles its shared neonize host every NEONIZE_HOST_MAX_CONNECTS connects, and stops a linking
+attempt's own host when the attempt ends; these drive 50 real failed connects of a linked device,
+and 20 failed linking attempts, against PostgreSQL and count the connections whatsmeow holds in
+pg_stat_activity.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import psycopg
 import pytest
 from django.db import connections
 
-from tests.whatsapp.backends.neonize.helpers import needs_postgres, recorded_client
+from tests.whatsapp.backends.neonize.helpers import StoreDB, needs_postgres, recorded_client
 from whatsapp.backends import base
 from whatsapp.backends.neonize import store
-from whatsapp.backends.neonize.backend import NeonizeBackend
+from whatsapp.backends.neonize.backend import NeonizeBackend, run_db
 
 MAX_CONNECTS = 10
 RETRIES = 50
@@ -44,13 +46,21 @@ def whatsmeow_connections(monitor: psycopg.Connection) -> int:
     return int(row[0])
 
 
+DEVICE = "15550000009:3@s.whatsapp.net"
+
+
+def monitor_connection() -> psycopg.Connection:
+    url = store.postgres_url(connections["default"].settings_dict).split("?")[0]
+    return psycopg.connect(url + "?application_name=leak-monitor", autocommit=True)
+
+
 async def test_failed_connect_retries_hold_a_bounded_number_of_connections(settings) -> None:
     settings.NEONIZE_HOST_MAX_CONNECTS = MAX_CONNECTS
-    url = store.postgres_url(connections["default"].settings_dict).split("?")[0]
-    monitor = psycopg.connect(url + "?application_name=leak-monitor", autocommit=True)
+    monitor = monitor_connection()
     backend = NeonizeBackend()
     await backend.start()
-    client, recorder = recorded_client(backend)
+    await run_db(StoreDB().insert_device, jid=DEVICE)
+    client, recorder = recorded_client(backend, device_jid=DEVICE)
     hosts: list[Any] = []
     samples = []
     try:
@@ -63,6 +73,7 @@ async def test_failed_connect_retries_hold_a_bounded_number_of_connections(setti
             samples.append(whatsmeow_connections(monitor))
     finally:
         await backend.shutdown()
+        await run_db(store.credentials_delete, device_jid=DEVICE)
 
     print(f"whatsmeow connections after each of {RETRIES} connects: {samples}")
     assert max(samples) <= BOUND, samples
@@ -80,3 +91,29 @@ async def test_failed_connect_retries_hold_a_bounded_number_of_connections(setti
         remaining = whatsmeow_connections(monitor)
     assert remaining == 0
     monitor.close()
+
+
+async def test_failed_linking_attempts_leave_no_connection_behind(settings) -> None:
+    monitor = monitor_connection()
+    backend = NeonizeBackend()
+    await backend.start()
+    client, recorder = recorded_client(backend)
+    before = whatsmeow_connections(monitor)
+    try:
+        for _ in range(20):
+            seen = len(recorder.events)
+            await client.connect()
+            await recorder.next_of(base.ConnectError, after=seen)
+            await client.disconnect()  # what the runner does when an attempt fails
+        deadline = time.monotonic() + 5
+        after = whatsmeow_connections(monitor)
+        while after > before and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            after = whatsmeow_connections(monitor)
+        linking = [host for host in backend.hosts if host.kind == "linking"]
+    finally:
+        await backend.shutdown()
+        monitor.close()
+    print(f"whatsmeow connections before / after 20 failed linking attempts: {before} / {after}")
+    assert linking == []
+    assert after <= before

@@ -74,6 +74,36 @@ def test_it_maps_temporary_ban_to_whatsapps_code_and_seconds() -> None:
     assert mapping.event_from_proto(event) == base.TemporaryBan(code=102, expire_seconds=3600)
 
 
+def test_a_temporary_ban_without_a_code_reads_as_unknown_not_101() -> None:
+    assert mapping.event_from_proto(TemporaryBanEv(Expire=60)) == base.TemporaryBan(
+        code=0, expire_seconds=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "event"),
+    [
+        ("timeout", base.PairingWindowClosed()),
+        ("err-client-outdated", base.ClientOutdated()),
+        ("passkey-request", base.PasskeyRequired()),
+        ("passkey-confirmation", base.PasskeyRequired()),
+    ],
+)
+def test_login_statuses_become_events(status: str, event: base.BackendEvent) -> None:
+    assert mapping.login_status_event(status) == event
+
+
+@pytest.mark.parametrize(
+    "status", ["error", "err-unexpected-state", "err-scanned-without-multidevice", "new-thing"]
+)
+def test_login_socket_errors_fail_the_pairing(status: str) -> None:
+    assert isinstance(mapping.login_status_event(status), base.PairError)
+
+
+def test_a_successful_login_status_needs_no_event() -> None:
+    assert mapping.login_status_event("success") is None
+
+
 @pytest.mark.parametrize(
     ("reason", "code"),
     [
