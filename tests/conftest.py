@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
 
+from emulator.certs import RootKey
+from emulator.neonize_copy import patched_neonize
 from tests.helpers import USES_POSTGRES, USES_REDIS
 from whatsapp.models import Company
 from whatsapp.services.state import session_get
@@ -104,3 +107,18 @@ def pytest_unconfigure(config):
                 os.remove(f"{name}{suffix}")
             except OSError:
                 pass
+
+
+# --- the WhatsApp emulator: one root key and one trusting neonize copy per test session --------
+
+
+@pytest.fixture(scope="session")
+def emulator_root() -> RootKey:
+    """The root key of this test session's emulator certificate chains."""
+    return RootKey.generate()
+
+
+@pytest.fixture(scope="session")
+def patched_neonize_path(tmp_path_factory: pytest.TempPathFactory, emulator_root: RootKey) -> Path:
+    """A folder holding a neonize copy that trusts `emulator_root` (for PYTHONPATH)."""
+    return patched_neonize(tmp_path_factory.mktemp("neonize-copy"), emulator_root.public)
