@@ -37,13 +37,14 @@ from whatsapp.backends.base import (
     LoggedOut,
     PairingWindowClosed,
     PairSuccess,
+    PasskeyRequired,
     QRCode,
     StreamReplaced,
     TemporaryBan,
 )
 from whatsapp.errors import ConnectionClosed, InvalidPhone, OperationTimeout, RateLimited
 from whatsapp.sandbox import rules
-from whatsapp.sandbox.models import CodeRequest, Device, LoginWindow
+from whatsapp.sandbox.models import CodeRequest, Device, LoginRefusal, LoginWindow
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,10 @@ class SandboxClient(BackendClient):
             raise InvalidPhone("international phone number required (must not start with 0)")
         magic = rules.magic(digits)
         if magic == rules.NOT_ON_WHATSAPP:
-            raise InvalidPhone("This number is not registered on WhatsApp")
+            raise InvalidPhone(
+                "This number is not on WhatsApp. Check the number, or use the QR code.",
+                details={"reason": "not_on_whatsapp"},
+            )
         if magic == rules.RATE_OVERLIMIT:
             raise self._rate_overlimit()
         if magic == rules.INFO_QUERY_HANGS:
@@ -195,14 +199,19 @@ class SandboxClient(BackendClient):
 
     async def _session(self) -> BackendEvent:
         if self.jid is None:
-            if not await self._login():
-                return PairingWindowClosed()
+            linked = await self._login()
+            if linked is not True:
+                return linked or PairingWindowClosed()
             await asyncio.sleep(self._backend.seconds(rules.RESTART_AFTER_PAIR))
         return await self._online()
 
-    async def _login(self) -> bool:
-        """Open a login window and rotate its QR refs; True once the phone has linked."""
+    async def _login(self) -> bool | BackendEvent:
+        """Open a login window and rotate its QR refs; True once the phone has linked, False when
+        the refs ran out, or the event that refused the login socket."""
         await asyncio.sleep(self._backend.seconds(rules.DIAL))
+        refusal = await self._db(_login_refusal_take, self.client_uuid)
+        if refusal == LoginRefusal.Kind.CLIENT_OUTDATED:
+            return ClientOutdated()  # WhatsApp's 405 comes before any QR
         started = timezone.now()
         window_end = started + self._delta(rules.window_seconds())
         self._window_id = await self._db(_window_open, self.client_uuid, started, window_end)
@@ -222,6 +231,11 @@ class SandboxClient(BackendClient):
             await self._emit(
                 QRCode(code=qr, index=index, expires_at=expires_at, window_expires_at=window_end)
             )
+            if refusal == LoginRefusal.Kind.PASSKEY:
+                # The phone started the link and WhatsApp wants a passkey this client lacks.
+                await self._db(_window_close, self._window_id)
+                self._window_id, self._qr_seen = None, False
+                return PasskeyRequired()
             linked = await self._watch_window(expires_at)
             if linked is not None:
                 return await self._paired(*linked)
@@ -391,6 +405,21 @@ def _window_open(client_uuid: str, opened_at: datetime, closes_at: datetime) -> 
     return LoginWindow.objects.create(
         client_uuid=client_uuid, opened_at=opened_at, closes_at=closes_at
     ).pk
+
+
+@transaction.atomic
+def _login_refusal_take(client_uuid: str) -> str | None:
+    """Consume the refusal set for this client (or for any next client), if any."""
+    refusal = (
+        LoginRefusal.objects.select_for_update()
+        .filter(Q(client_uuid=client_uuid) | Q(client_uuid=""))
+        .order_by("-client_uuid", "pk")
+        .first()
+    )
+    if refusal is None:
+        return None
+    refusal.delete()
+    return refusal.kind
 
 
 def _window_show_qr(window_id: int, qr: str, expires_at: datetime, refs_issued: int) -> None:

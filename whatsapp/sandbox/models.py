@@ -74,6 +74,22 @@ class Device(models.Model):
         return self.jid
 
 
+class LoginRefusal(models.Model):
+    """Set by the phone's operator: the next login socket (of one client, or any) is refused the
+    way WhatsApp refuses it, e.g. 405 client outdated before any QR, or a passkey request."""
+
+    class Kind(models.TextChoices):
+        CLIENT_OUTDATED = "client_outdated"
+        PASSKEY = "passkey"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    client_uuid = models.CharField(max_length=64, blank=True)  # blank: the next client, any
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.client_uuid or 'the next client'}"
+
+
 class CodeRequest(models.Model):
     """Pairing-code requests that reached the simulated server, for its rate-overlimit answer."""
 

@@ -9,6 +9,7 @@ See `whatsapp/sandbox/rules.py` (or README.md) for the magic numbers.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from whatsapp.sandbox import rules
-from whatsapp.sandbox.models import Device, LoginWindow, PhoneAccount
+from whatsapp.sandbox.models import Device, LoginRefusal, LoginWindow, PhoneAccount
 
 
 class SandboxPhoneError(Exception):
@@ -117,6 +118,22 @@ def ban(phone_number: str, *, jid: str | None = None, seconds: float | None = No
     jids = list(devices.values_list("jid", flat=True))
     devices.update(banned_until=timezone.now() + timedelta(seconds=seconds))
     return jids
+
+
+def take_over(phone_number: str, *, jid: str | None = None) -> list[str]:
+    """Another client connects with the same keys: the live one gets StreamReplaced."""
+    devices = _devices(phone_number, jid)
+    jids = list(devices.values_list("jid", flat=True))
+    devices.update(connection_token=secrets.token_hex(8))
+    return jids
+
+
+def refuse_next_login(kind: str, *, client_uuid: str = "") -> None:
+    """WhatsApp refuses the next login socket (of `client_uuid`, or of any client):
+    "client_outdated" (405 before any QR) or "passkey" (a passkey request after the first QR)."""
+    if kind not in LoginRefusal.Kind.values:
+        raise SandboxPhoneError(f"kind must be one of {', '.join(LoginRefusal.Kind.values)}")
+    LoginRefusal.objects.create(kind=kind, client_uuid=client_uuid)
 
 
 def open_windows() -> list[OpenWindow]:

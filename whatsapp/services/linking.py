@@ -30,6 +30,7 @@ from whatsapp.errors import (
     WorkerUnavailable,
 )
 from whatsapp.models import (
+    LIVE_STATUSES,
     AttemptMethod,
     AttemptOutcome,
     AuditAction,
@@ -91,6 +92,36 @@ def _stop_client(session: WhatsAppSession, *, timeout: float = CLEANUP_TIMEOUT) 
             session.company_id,
             error.code,
         )
+
+
+def _unlink_on_whatsapp(session: WhatsAppSession, *, deadline: float) -> bool:
+    """Ask the owning worker to log the device out on WhatsApp and stop it; True when WhatsApp
+    confirmed. Best effort: unreachable, the credentials are deleted here all the same."""
+    unlinked = False
+    if session.wants_running or session.owner:
+        try:
+            reply = get_bus().request(
+                company_id=session.company_id,
+                op=Op.LOGOUT,
+                args={},
+                timeout=min(remaining(deadline), 10.0),
+            )
+            unlinked = bool(reply.get("unlinked"))
+        except (
+            WorkerUnavailable,
+            OperationTimeout,
+            WhatsAppUnavailable,
+            ConnectionClosed,
+        ) as error:
+            logger.warning(
+                "company %s could not be logged out on WhatsApp (%s); deleting the "
+                "credentials here",
+                session.company_id,
+                error.code,
+            )
+        session.refresh_from_db()
+        session_write(session, wants_running=False)
+    return unlinked
 
 
 def _min_code_lifetime() -> timedelta:
@@ -372,32 +403,9 @@ def session_logout(*, company: Company, actor: Actor) -> dict:
         raise PermissionDenied("A pairing link cannot log a company out.")
     session = session_get(company)
     deadline = deadline_in()
-    unlinked_on_whatsapp = False
     with company_lock(session_id=session.pk, deadline=deadline):
         session.refresh_from_db()
-        if session.wants_running or session.owner:
-            try:
-                reply = get_bus().request(
-                    company_id=company.pk,
-                    op=Op.LOGOUT,
-                    args={},
-                    timeout=min(remaining(deadline), 10.0),
-                )
-                unlinked_on_whatsapp = bool(reply.get("unlinked"))
-            except (
-                WorkerUnavailable,
-                OperationTimeout,
-                WhatsAppUnavailable,
-                ConnectionClosed,
-            ) as error:
-                logger.warning(
-                    "logout of company %s could not reach WhatsApp (%s); deleting the "
-                    "credentials here",
-                    company.pk,
-                    error.code,
-                )
-            session.refresh_from_db()
-            session_write(session, wants_running=False)
+        unlinked_on_whatsapp = _unlink_on_whatsapp(session, deadline=deadline)
         had_credentials = session.has_credentials
         audit_record(
             company=company,
@@ -420,7 +428,11 @@ def credentials_reset(*, company: Company, actor: Actor) -> PairingAttempt:
     deadline = deadline_in()
     with company_lock(session_id=session.pk, deadline=deadline):
         session.refresh_from_db()
-        _stop_client(session, timeout=min(remaining(deadline), 10.0))
+        if session.has_credentials and session.status in LIVE_STATUSES:
+            # The phone should not keep listing a device whose keys we are about to delete.
+            _unlink_on_whatsapp(session, deadline=deadline)
+        else:
+            _stop_client(session, timeout=min(remaining(deadline), 10.0))
         session.refresh_from_db()
         audit = credentials_clear(
             session=session, backend=get_backend(), actor_label=actor.label, reason="reset"

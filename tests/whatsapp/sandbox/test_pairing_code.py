@@ -79,7 +79,7 @@ async def test_it_rejects_a_code_once_the_window_closed(backend):
     [
         ("123456", "phone number too short"),
         ("0791234567", "international phone number required"),
-        ("79001230000", "This number is not registered on WhatsApp"),
+        ("79001230000", "This number is not on WhatsApp"),
     ],
 )
 async def test_whatsapp_refuses_some_numbers(backend, digits, message):

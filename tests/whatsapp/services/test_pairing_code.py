@@ -180,7 +180,8 @@ def test_whatsapps_429_cools_the_phone_down_for_every_request(alice, bob, worker
 def test_a_number_whatsapp_rejects_is_an_invalid_phone_and_the_attempt_fails(alice, worker):
     with pytest.raises(InvalidPhone) as error:
         linking.pairing_code_request(company=alice, phone_number="+79001230000", actor=SYSTEM)
-    assert "not registered on WhatsApp" in error.value.message
+    assert "not on WhatsApp" in error.value.message
+    assert error.value.details["reason"] == "not_on_whatsapp"
     attempt = PairingAttempt.objects.get(company=alice)
     assert (attempt.outcome, attempt.error_code) == (AttemptOutcome.FAILED, "INVALID_PHONE")
 

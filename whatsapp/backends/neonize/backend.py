@@ -480,14 +480,14 @@ class NeonizeClient(base.BackendClient):
         self._window_timer: asyncio.TimerHandle | None = None
         self._first_qr_timer: asyncio.TimerHandle | None = None
         self._paired_jid: str | None = None
-        # Linked on a linking host and moving to the shared one: its Connected is not news.
-        self._moving = False
+        self._ended = False  # disconnect() or logout() was asked: nothing may start again
 
     def __repr__(self) -> str:
         return f"<NeonizeClient {self.uuid}>"
 
     async def connect(self) -> None:
         backend = self.backend
+        self._ended = False
         try:
             await backend._ensure_started()
             if self.device_jid is not None:
@@ -528,9 +528,9 @@ class NeonizeClient(base.BackendClient):
 
     async def _end(self, command: str, **arguments: Any) -> None:
         """Stop this client in its host (`logout` also unlinks it on WhatsApp)."""
+        self._ended = True
         self._cancel_window()
         self._cancel_first_qr_watchdog()
-        self._moving = False
         await self.backend.release(self, command)
 
     def _leave(self, host: _Host) -> None:
@@ -552,15 +552,13 @@ class NeonizeClient(base.BackendClient):
         if isinstance(event, base.PairSuccess):
             self._paired_jid = event.jid
         if isinstance(event, base.Connected):
-            if self._moving:
-                self._moving = False
-                return  # the same link, now on the shared host
             host = self.host
-            if host is not None and host.kind == "linking":
-                jid = event.jid or self._paired_jid
-                if jid:
-                    self._moving = True
-                    self.backend._spawn_background(self._move_to_shared(jid))
+            jid = event.jid or self._paired_jid
+            if host is not None and host.kind == "linking" and jid:
+                # Linked: "connected" is news once the client runs on the shared host, so that
+                # nothing acts on a connection that is about to go.
+                self.backend._spawn_background(self._move_to_shared(jid))
+                return
         self._queue.put_nowait(event)
         if self._delivery is None or self._delivery.done():
             self._delivery = asyncio.get_running_loop().create_task(self._deliver())
@@ -577,12 +575,13 @@ class NeonizeClient(base.BackendClient):
         """Linked on its linking host: stop that host and resume the device on the shared one."""
         try:
             await self.backend.release(self)
-            if not self._moving:
-                return  # disconnected meanwhile
+            if self._ended:
+                return
             self.device_jid = jid
             await self.backend.connect_client(self)
+            if self._ended:  # stopped while it was connecting there
+                await self.backend.release(self)
         except ServiceError as error:
-            self._moving = False
             self.emit(base.ConnectError(error_code=error.code, message=error.message))
 
     def _start_first_qr_watchdog(self) -> None:

@@ -56,9 +56,23 @@ _PAIR_PHONE_RULES: tuple[tuple[tuple[str, ...], type[ServiceError], str], ...] =
 )
 
 
+NOT_ON_WHATSAPP_MARKERS = ("404", "item-not-found", "not-registered")
+NOT_ON_WHATSAPP_TEXT = "This number is not on WhatsApp. Check the number, or use the QR code."
+
+
+def not_on_whatsapp(whatsapp_error: str = "") -> InvalidPhone:
+    """WhatsApp's own "no such account" answer (docs/design.md, "Phone numbers")."""
+    details = {"reason": "not_on_whatsapp"}
+    if whatsapp_error:
+        details["whatsapp_error"] = whatsapp_error
+    return InvalidPhone(NOT_ON_WHATSAPP_TEXT, details=details)
+
+
 def pair_phone_error(message: str) -> ServiceError:
     """The error to raise for a `PairPhoneError` with this message."""
     lowered = message.lower()
+    if any(marker in lowered for marker in NOT_ON_WHATSAPP_MARKERS):
+        return not_on_whatsapp(message)
     for markers, error_class, text in _PAIR_PHONE_RULES:
         if any(marker in lowered for marker in markers):
             return error_class(text, details={"whatsapp_error": message})

@@ -212,6 +212,15 @@ def credentials_exists(*, device_jid: str | None) -> bool:
         return cursor.fetchone() is not None
 
 
+def device_jids() -> list[str]:
+    """Every device in the store (all companies'), e.g. to find rows no session knows."""
+    with _store_cursor() as cursor:
+        if cursor is None or DEVICE_TABLE not in _existing_tables(cursor, [DEVICE_TABLE]):
+            return []
+        cursor.execute(f"SELECT jid FROM {DEVICE_TABLE} ORDER BY jid")
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
 def credentials_delete(*, device_jid: str | None) -> int:
     """Delete the device, everything that cascades from it and its privacy tokens.
 

@@ -52,3 +52,10 @@ def test_an_offline_dial_failure_is_whatsapp_unavailable() -> None:
 
 def test_a_store_failure_on_connect_is_an_internal_error() -> None:
     assert failures.connect_error_code("failed to upgrade database: ...") == "INTERNAL_ERROR"
+
+
+def test_not_on_whatsapp_is_an_invalid_phone_with_its_own_reason() -> None:
+    error = failures.pair_phone_error("info query returned status 404: item-not-found")
+    assert isinstance(error, errors.InvalidPhone)
+    assert error.details["reason"] == "not_on_whatsapp"
+    assert "not on WhatsApp" in error.message
