@@ -48,8 +48,10 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff format .
 
+## Benchmarks: engine latency (sandbox), then what a linked company costs with the real neonize
 bench: install-dev
 	$(PY) bench/run.py
+	$(PY) bench/neonize_cost.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

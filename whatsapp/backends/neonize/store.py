@@ -84,6 +84,8 @@ def _with_application_name(url: str) -> str:
     query = dict(parse_qsl(parts.query))
     query.setdefault("sslmode", "disable")
     query.setdefault("application_name", APPLICATION_NAME)
+    # lib/pq then sends each query in one round trip, which PgBouncer's transaction mode needs.
+    query.setdefault("binary_parameters", "yes")
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
