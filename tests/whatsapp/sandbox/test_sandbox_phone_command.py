@@ -10,7 +10,13 @@ from django.core.management.base import CommandError
 
 from tests.helpers import ALICE_PHONE
 from tests.whatsapp.sandbox.helpers import ALICE, ALICE_DIGITS, on_phone, open_window
-from whatsapp.backends.base import Connected, Disconnected, LoggedOut, TemporaryBan
+from whatsapp.backends.base import (
+    Connected,
+    Disconnected,
+    LoggedOut,
+    StreamReplaced,
+    TemporaryBan,
+)
 from whatsapp.management.commands.sandbox_phone import Command
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -68,3 +74,24 @@ def test_from_a_terminal_an_error_exits_non_zero(capsys):
 def test_link_needs_a_code_or_a_qr():
     with pytest.raises(CommandError, match="one of the arguments --code --qr is required"):
         sandbox_phone("link", "--phone", ALICE_PHONE)
+
+
+async def test_it_takes_over_a_device_and_refuses_the_next_login(backend):
+    client, log, _ = await open_window(backend)
+    code = await client.pair_phone(ALICE_DIGITS)
+    await on_phone(sandbox_phone, "link", "--phone", ALICE_PHONE, "--code", code)
+    await log.wait_for(Connected)
+
+    out = await on_phone(sandbox_phone, "take-over", "--phone", ALICE_PHONE)
+
+    assert f"Took over the keys of {ALICE_DIGITS}:" in out
+    await log.wait_for(StreamReplaced)
+    out = await on_phone(sandbox_phone, "refuse-next-login", "client_outdated")
+    assert "client_outdated" in out
+    assert await on_phone(phone_refusals) == ["client_outdated"]
+
+
+def phone_refusals() -> list[str]:
+    from whatsapp.sandbox.models import LoginRefusal
+
+    return list(LoginRefusal.objects.values_list("kind", flat=True))

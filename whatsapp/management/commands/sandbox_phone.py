@@ -5,6 +5,8 @@
     manage.py sandbox_phone unlink --phone +79001234567
     manage.py sandbox_phone drop --phone +79001234567
     manage.py sandbox_phone ban --phone +79001234567
+    manage.py sandbox_phone take-over --phone +79001234567
+    manage.py sandbox_phone refuse-next-login client_outdated | passkey
     manage.py sandbox_phone list
 
 Sandbox numbers are fake, so they are printed in full.
@@ -36,10 +38,16 @@ class Command(BaseCommand):
             ("unlink", "log out this number's linked devices (the phone removes them)"),
             ("drop", "drop the live connections; clients reconnect by themselves"),
             ("ban", "temporarily ban this number's linked devices"),
+            ("take-over", "connect elsewhere with the same keys (the live one: stream replaced)"),
         ):
             sub = actions.add_parser(name, help=text)
             sub.add_argument("--phone", required=True)
             sub.add_argument("--jid", help="only this device (default: all of the number's)")
+        refuse = actions.add_parser(
+            "refuse-next-login",
+            help="WhatsApp refuses the next login socket: 405 before any QR, or a passkey request",
+        )
+        refuse.add_argument("kind", choices=["client_outdated", "passkey"])
         actions.add_parser("list", help="open login windows and linked devices")
 
     def handle(self, *args, action: str, **options) -> None:
@@ -48,6 +56,11 @@ class Command(BaseCommand):
                 self._link(options["phone"], code=options["code"], qr=options["qr"])
             elif action == "list":
                 self._list()
+            elif action == "refuse-next-login":
+                phone.refuse_next_login(options["kind"])
+                self.stdout.write(
+                    self.style.SUCCESS(f"The next login will be refused: {options['kind']}")
+                )
             else:
                 self._on_devices(action, options["phone"], options["jid"])
         except SandboxPhoneError as exc:
@@ -69,9 +82,15 @@ class Command(BaseCommand):
             "unlink": phone.unlink,
             "drop": phone.drop_connection,
             "ban": phone.ban,
+            "take-over": phone.take_over,
         }
         act = actions[action]
-        done = {"unlink": "Unlinked", "drop": "Dropped the connection of", "ban": "Banned"}[action]
+        done = {
+            "unlink": "Unlinked",
+            "drop": "Dropped the connection of",
+            "ban": "Banned",
+            "take-over": "Took over the keys of",
+        }[action]
         for device_jid in act(number, jid=jid):
             self.stdout.write(self.style.SUCCESS(f"{done} {device_jid}"))
 
