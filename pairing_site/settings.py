@@ -112,6 +112,10 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Every Redis client waits at most this long to connect or for an answer, so a frozen or lost
+# Redis turns into 503 WORKER_UNAVAILABLE, never a hang (docs/design.md, "Topology and ownership").
+REDIS_SOCKET_TIMEOUT = env.number("REDIS_SOCKET_TIMEOUT", 2.0, minimum=0.1, maximum=60)
+
 if REDIS_URL:
     env.redis_url_checked(REDIS_URL)
     CACHES = {
@@ -119,13 +123,23 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env.string("CACHE_KEY_PREFIX", "pairing"),
+            "OPTIONS": {
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+            },
         }
     }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                "hosts": [
+                    # Connects are bounded here; reads block by design (the layer's own
+                    # BZPOPMIN), so our calls on the layer carry their own deadlines
+                    # (events.PUBLISH_TIMEOUT, worker.commands.SEND_TIMEOUT). A read timeout
+                    # here would also keep cancelled receives alive at shutdown.
+                    {"address": REDIS_URL, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT}
+                ],
                 "prefix": env.string("CHANNEL_LAYER_PREFIX", "pairing"),
                 "capacity": 1000,
                 "expiry": 60,

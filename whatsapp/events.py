@@ -170,6 +170,11 @@ def snapshot_events(session: WhatsAppSession) -> list[Event]:
     return events
 
 
+# Longest a state change waits for the channel layer: a frozen Redis must not hold up the
+# request or the worker that changed the state (subscribers then read the state on reconnect).
+PUBLISH_TIMEOUT = 2.0
+
+
 async def apublish(company_id: int, events: list[Event]) -> None:
     layer = get_channel_layer()
     if layer is None or not events:
@@ -177,9 +182,13 @@ async def apublish(company_id: int, events: list[Event]) -> None:
     group = company_group(company_id)
     for event in events:
         try:
-            await layer.group_send(group, {"type": EVENT_MESSAGE_TYPE, "event": event})
-        except Exception:  # a full or unreachable layer must not break a state change
-            logger.exception("could not publish %s to %s", event.get("type"), group)
+            await asyncio.wait_for(
+                layer.group_send(group, {"type": EVENT_MESSAGE_TYPE, "event": event}),
+                PUBLISH_TIMEOUT,
+            )
+        except Exception as error:  # a full or unreachable layer must not break a state change
+            logger.warning("could not publish %s to %s: %r", event.get("type"), group, error)
+            return  # the layer is in trouble: the rest would wait the same
 
 
 def publish(company_id: int, events: list[Event]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from django.views.decorators.csrf import csrf_exempt
@@ -24,6 +25,7 @@ from whatsapp.errors import (
     RateLimited,
     ServiceError,
     ValidationFailed,
+    WorkerUnavailable,
     error_payload,
     report_unexpected,
 )
@@ -61,6 +63,11 @@ def service_error_for(exc: Exception) -> ServiceError | None:
             retry_after=wait,
             details={"retry_after": wait, "reason": "api_rate_limit"},
         )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # PostgreSQL down or a connection cut: the request may succeed in a moment.
+        return WorkerUnavailable("The database is unavailable right now; try again shortly.")
+    if _is_redis_error(exc):
+        return WorkerUnavailable("Redis is unavailable right now; try again shortly.")
     if isinstance(exc, drf.APIException):
         # ParseError (400), MethodNotAllowed (405), NotAcceptable (406), UnsupportedMediaType
         # (415): all "the request is malformed"; the HTTP status stays DRF's.
@@ -68,6 +75,14 @@ def service_error_for(exc: Exception) -> ServiceError | None:
         error.http_status = exc.status_code
         return error
     return None
+
+
+def _is_redis_error(exc: Exception) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, redis.RedisError)
 
 
 def error_response_headers(error: ServiceError, exc: Exception | None = None) -> dict[str, str]:

@@ -50,7 +50,15 @@ def _fresh_subscribers(company_id: int, now: float) -> dict[str, float]:
 
 
 def subscriber_seen(company_id: int, channel: str) -> None:
-    """A socket joined, or is still there."""
+    """A socket joined, or is still there (best effort: a cache in trouble only delays the
+    cancelling of abandoned attempts, it must not break the socket)."""
+    try:
+        _subscriber_seen(company_id, channel)
+    except Exception as error:
+        logger.warning("presence of a socket of company %s not recorded: %r", company_id, error)
+
+
+def _subscriber_seen(company_id: int, channel: str) -> None:
     now = time.time()
     entries = _fresh_subscribers(company_id, now)
     entries[channel] = now
@@ -59,7 +67,16 @@ def subscriber_seen(company_id: int, channel: str) -> None:
 
 
 def subscriber_left(company_id: int, channel: str) -> str | None:
-    """Count a socket out; returns a token when it was the company's last subscriber."""
+    """Count a socket out; returns a token when it was the company's last subscriber (None also
+    when the cache is in trouble: the attempt then runs until its window ends)."""
+    try:
+        return _subscriber_left(company_id, channel)
+    except Exception as error:
+        logger.warning("a socket of company %s left unrecorded: %r", company_id, error)
+        return None
+
+
+def _subscriber_left(company_id: int, channel: str) -> str | None:
     entries = _fresh_subscribers(company_id, time.time())
     entries.pop(channel, None)
     cache.set(_subscribers_key(company_id), entries, timeout=SUBSCRIBERS_TTL)
@@ -115,10 +132,7 @@ async def keep_seen(company_id: int, channel: str) -> None:
     """Run beside a live socket: refresh its entry until cancelled."""
     while True:
         await asyncio.sleep(SUBSCRIBER_REFRESH)
-        try:
-            await sync_to_async(subscriber_seen)(company_id, channel)
-        except Exception:  # the cache may blink; the next refresh tries again
-            logger.warning("could not refresh the presence of a socket of company %s", company_id)
+        await sync_to_async(subscriber_seen)(company_id, channel)  # never raises
 
 
 async def socket_left(company: Company, channel: str) -> None:

@@ -186,15 +186,38 @@ class LocalBus:
             raise InternalError(f"worker error: {type(error).__name__}") from error
 
 
+# Longest a command may take to reach the channel layer: a frozen Redis must not eat the
+# caller's whole bound.
+SEND_TIMEOUT = 3.0
+REDIS_DOWN = (
+    "Redis, which carries commands to the WhatsApp workers, does not answer; try again shortly."
+)
+
+
 class ChannelBus:
     """Sends commands over the channel layer; replies come back through Redis."""
 
     def __init__(self, redis_url: str) -> None:
         import redis
 
-        self.redis: redis.Redis = redis.Redis.from_url(redis_url)
+        # The reply wait (BLPOP) blocks for up to a request's timeout: the socket waits a little
+        # longer than the longest one, and never forever.
+        self.redis: redis.Redis = redis.Redis.from_url(
+            redis_url,
+            socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            socket_timeout=settings.WHATSAPP_OPERATION_TIMEOUT + settings.REDIS_SOCKET_TIMEOUT,
+        )
 
     def request(self, *, company_id: int, op: Op, args: CommandArgs, timeout: float) -> Result:
+        import redis
+
+        try:
+            return self._request(company_id=company_id, op=op, args=args, timeout=timeout)
+        except (redis.RedisError, OSError) as error:
+            logger.warning("command %s for company %s: Redis failed: %r", op, company_id, error)
+            raise WorkerUnavailable(REDIS_DOWN) from None
+
+    def _request(self, *, company_id: int, op: Op, args: CommandArgs, timeout: float) -> Result:
         from whatsapp.models import WhatsAppSession
 
         workers = {w.worker_id: w.channel_name for w in live_workers()}
@@ -211,7 +234,14 @@ class ChannelBus:
         )
         target = workers.get(owner or "") or COMMANDS_CHANNEL
         message = command_message(company_id=company_id, op=op, args=args, timeout=timeout)
-        async_to_sync(get_channel_layer().send)(target, message)
+
+        async def send() -> None:
+            await asyncio.wait_for(get_channel_layer().send(target, message), SEND_TIMEOUT)
+
+        try:
+            async_to_sync(send)()
+        except TimeoutError:
+            raise WorkerUnavailable(REDIS_DOWN) from None
         answer: Any = self.redis.blpop(
             [reply_key(message["request_id"])], timeout=max(timeout, 0.1)
         )

@@ -3,18 +3,15 @@ company twice, route commands to the owner, and take over a dead worker's compan
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
 from tests.helpers import USES_POSTGRES, USES_REDIS, wait_for
+from tests.whatsapp.worker.helpers import ROOT, worker_env
 from whatsapp.models import Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
 from whatsapp.sandbox.models import Device, LoginWindow
@@ -22,7 +19,6 @@ from whatsapp.selectors import live_workers
 from whatsapp.services import linking
 from whatsapp.services.actors import SYSTEM
 from whatsapp.services.state import session_get
-from whatsapp.worker.commands import layer_prefix
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -33,24 +29,7 @@ pytestmark = [
     ),
 ]
 
-ROOT = Path(__file__).resolve().parents[3]
 COMPANIES = 10
-
-
-def worker_env() -> dict[str, str]:
-    db = connection.settings_dict
-    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
-    env.update(
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        WHATSAPP_BACKEND="sandbox",
-        WHATSAPP_WORKER_MODE="external",
-        WHATSAPP_SANDBOX_SPEED="1",
-        WHATSAPP_HEARTBEAT_INTERVAL="0.3",
-        WHATSAPP_LEASE_TTL="2",
-        SECRET_KEY=settings.SECRET_KEY,
-        CHANNEL_LAYER_PREFIX=layer_prefix(),
-    )
-    return env
 
 
 @pytest.fixture

@@ -1,0 +1,105 @@
+"""Helpers for tests with real worker processes: their environment, and a Redis of the test's own
+that it may freeze or stop (never the machine's)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from whatsapp.worker.commands import layer_prefix
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def worker_env(*, redis_url: str | None = None) -> dict[str, str]:
+    """A `manage.py whatsapp_worker` process on this test's PostgreSQL database."""
+    db = connection.settings_dict
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        WHATSAPP_BACKEND="sandbox",
+        WHATSAPP_WORKER_MODE="external",
+        WHATSAPP_SANDBOX_SPEED="1",
+        WHATSAPP_HEARTBEAT_INTERVAL="0.3",
+        WHATSAPP_LEASE_TTL="2",
+        SECRET_KEY=settings.SECRET_KEY,
+        CHANNEL_LAYER_PREFIX=layer_prefix(),
+    )
+    if redis_url is not None:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+class OwnRedis:
+    """A `redis-server` on a free port, for tests that freeze (SIGSTOP) or stop Redis."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = int(probe.getsockname()[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("redis-server") is not None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> OwnRedis:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.folder),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as probe:
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(16).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("the test's redis-server did not start")
+
+    def freeze(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
