@@ -16,6 +16,7 @@ from whatsapp.errors import CompanyNotFound, InternalError, ServiceError, Worker
 from whatsapp.models import Company, SessionStatus, WhatsAppSession, Worker
 from whatsapp.qr import qr_png_data_url
 from whatsapp.services.state import session_get
+from whatsapp.worker import liveness
 
 
 def _iso(value):
@@ -24,7 +25,7 @@ def _iso(value):
 
 def session_snapshot(session: WhatsAppSession) -> dict:
     data = {
-        "status": session.status,
+        "status": status_shown(session),
         "status_changed_at": _iso(session.status_changed_at),
         "linked_phone": session.linked_phone or None,
         "linked_at": _iso(session.linked_at),
@@ -78,8 +79,8 @@ def session_health(company: Company) -> dict:
         session.owner and session.lease_expires_at and session.lease_expires_at > now
     )
     return {
-        "connected": session.status == SessionStatus.CONNECTED,
-        "status": session.status,
+        "connected": status_shown(session) == SessionStatus.CONNECTED,
+        "status": status_shown(session),
         "since": _iso(session.status_changed_at),
         "last_error_code": session.last_error_code or None,
         "last_error": session.last_error_message or None,
@@ -122,9 +123,29 @@ def company_visible(*, slug: str, company_id: int | None) -> Company:
 
 
 def live_workers() -> QuerySet[Worker]:
-    """Workers whose heartbeat is younger than a lease and that have not said they stopped."""
+    """Workers whose heartbeat is younger than a lease, that have not said they stopped and,
+    external ones on PostgreSQL, whose liveness lock is held: a killed worker drops out at once
+    (`whatsapp.worker.liveness`)."""
     since = timezone.now() - timedelta(seconds=settings.WHATSAPP_LEASE_TTL)
-    return Worker.objects.filter(heartbeat_at__gte=since, stopped_at__isnull=True)
+    fresh = Worker.objects.filter(heartbeat_at__gte=since, stopped_at__isnull=True)
+    if settings.WHATSAPP_WORKER_MODE == "inprocess" or not liveness.supported():
+        return fresh
+    alive = liveness.live_worker_ids(fresh.values_list("worker_id", flat=True))
+    return fresh.filter(worker_id__in=alive)
+
+
+def owner_dead(session: WhatsAppSession) -> bool:
+    """Whether the session names an owner that no longer lives (its runner died with it)."""
+    return bool(session.owner) and not live_workers().filter(worker_id=session.owner).exists()
+
+
+def status_shown(session: WhatsAppSession) -> str:
+    """The status to show: a link whose owner died is offline, whatever its row still says,
+    until another worker resumes it."""
+    online = (SessionStatus.CONNECTED, SessionStatus.AUTHENTICATED)
+    if session.status in online and owner_dead(session):
+        return str(SessionStatus.RECONNECTING)
+    return str(session.status)
 
 
 def _check_database() -> dict[str, Any]:

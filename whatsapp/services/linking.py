@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from whatsapp import events
+from whatsapp import events, selectors
 from whatsapp.backends import get_backend
 from whatsapp.errors import (
     AlreadyConnected,
@@ -300,6 +300,7 @@ def pairing_code_request(
             and session.pairing_phone == phone
             and session.pairing_code
             and session.current_attempt_id is not None
+            and not selectors.owner_dead(session)  # a dead worker's window died with it
             and session.pairing_expires_at
             and session.pairing_expires_at > timezone.now() + _min_code_lifetime()
         ):

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
@@ -32,7 +32,7 @@ from whatsapp.backends.base import Backend
 from whatsapp.errors import InternalError, OperationTimeout, ServiceError, WorkerUnavailable
 from whatsapp.models import SessionStatus, WhatsAppSession, Worker
 from whatsapp.selectors import live_workers
-from whatsapp.worker import commands
+from whatsapp.worker import commands, liveness
 from whatsapp.worker.commands import CommandArgs, CommandMessage, Op, Result
 from whatsapp.worker.runner import SessionRunner
 
@@ -73,6 +73,8 @@ class WhatsAppWorker:
         # exactly one connection per worker and lets shutdown close it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wa-db")
         self._redis: redis.asyncio.Redis | None = None
+        # External workers on PostgreSQL hold a lock the web side sees vanish when they die.
+        self._liveness: liveness.LivenessLock | None = None
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -97,6 +99,9 @@ class WhatsAppWorker:
         self.loop = asyncio.get_running_loop()
         self.thread_id = threading.get_ident()
         await self.backend.start()
+        if not self.inprocess and liveness.supported():
+            self._liveness = liveness.LivenessLock(self.worker_id)
+            await asyncio.to_thread(self._liveness.acquire)
         await self.db(self._register)
         if self.inprocess:
             commands.local_bus().attach(self)
@@ -150,6 +155,8 @@ class WhatsAppWorker:
             events.set_home_loop(None)
         if self._redis is not None:
             await self._redis.aclose()
+        if self._liveness is not None:
+            await asyncio.to_thread(self._liveness.close)
         await self.db(connections.close_all)
         self._executor.shutdown(wait=False)
         logger.info("WhatsApp worker %s stopped", self.worker_id)
@@ -202,6 +209,8 @@ class WhatsAppWorker:
 
     async def step_heartbeat(self) -> None:
         """Prove we are alive and renew our leases; drop sessions whose lease we lost."""
+        if self._liveness is not None:
+            await asyncio.to_thread(self._liveness.check)
         kept = await self.db(self._heartbeat)
         for company_id in set(self.runners) - kept:
             logger.warning("lease of company %s lost; stopping it here", company_id)
@@ -250,9 +259,24 @@ class WhatsAppWorker:
         except Exception:
             logger.exception("company %s: could not resume", runner.company_id)
 
+    def _dead_owners(self) -> list[str]:
+        """Owners of sessions that no longer live: their leases may still run, but nothing
+        runs their sessions (a killed worker's liveness lock is gone at once)."""
+        if self.inprocess or not liveness.supported():
+            return []
+        owners = set(
+            WhatsAppSession.objects.exclude(owner="").values_list("owner", flat=True).distinct()
+        )
+        return sorted(owners - liveness.live_worker_ids(owners) - {self.worker_id})
+
     def _claim_batch(self) -> list[WhatsAppSession]:
         now = timezone.now()
-        free = Q(owner="") | Q(lease_expires_at__lt=now) | Q(lease_expires_at__isnull=True)
+        free = (
+            Q(owner="")
+            | Q(lease_expires_at__lt=now)
+            | Q(lease_expires_at__isnull=True)
+            | Q(owner__in=self._dead_owners())
+        )
         wanting = WhatsAppSession.objects.filter(wants_running=True)
         live = max(1, live_workers().count())
         share = math.ceil(wanting.count() / live)
@@ -275,12 +299,13 @@ class WhatsAppWorker:
                 claimed.append(session)
         return claimed
 
-    def _claim(self, session_pk: int, now) -> bool:
+    def _claim(self, session_pk: int, now: datetime) -> bool:
         free = (
             Q(owner="")
             | Q(owner=self.worker_id)
             | Q(lease_expires_at__lt=now)
             | Q(lease_expires_at__isnull=True)
+            | Q(owner__in=self._dead_owners())
         )
         return bool(
             WhatsAppSession.objects.filter(pk=session_pk)

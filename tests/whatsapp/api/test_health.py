@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from whatsapp.models import Worker
+from whatsapp.worker import liveness
 
 
 def test_healthy_with_the_in_process_worker(anonymous, worker):
@@ -29,13 +31,29 @@ def test_unhealthy_without_a_worker(anonymous, db):
     assert body["checks"]["workers"]["ok"] is False
 
 
-def test_external_mode_counts_live_worker_heartbeats(anonymous, db, settings):
+def test_external_mode_counts_live_worker_heartbeats(anonymous, transactional_db, settings):
     settings.WHATSAPP_WORKER_MODE = "external"
     assert anonymous.get("/api/v1/health/").status_code == 503
     Worker.objects.create(worker_id="w1", heartbeat_at=timezone.now())
     Worker.objects.create(worker_id="w-dead", heartbeat_at=timezone.now() - timedelta(hours=1))
-    body = anonymous.get("/api/v1/health/").json()
+    # On PostgreSQL a worker also holds its liveness lock while its process lives.
+    lock = liveness.LivenessLock("w1")
+    if liveness.supported():
+        lock.acquire()
+    try:
+        body = anonymous.get("/api/v1/health/").json()
+    finally:
+        lock.close()
     assert body["checks"]["workers"] == {"ok": True, "live": 1, "mode": "external"}
+
+
+def test_a_fresh_heartbeat_without_the_liveness_lock_is_dead(anonymous, db, settings):
+    if not liveness.supported():
+        pytest.skip("liveness locks are PostgreSQL's; SQLite has one in-process worker")
+    settings.WHATSAPP_WORKER_MODE = "external"
+    Worker.objects.create(worker_id="w-killed", heartbeat_at=timezone.now())
+    body = anonymous.get("/api/v1/health/").json()
+    assert body["checks"]["workers"] == {"ok": False, "live": 0, "mode": "external"}
 
 
 def test_a_broken_database_is_reported(anonymous, db, monkeypatch):

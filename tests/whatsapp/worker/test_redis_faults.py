@@ -6,23 +6,17 @@ without restarting anything. Redis here is the test's own `redis-server`, never 
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
 
 from tests.helpers import USES_POSTGRES, wait_for
-from tests.whatsapp.worker.helpers import ROOT, OwnRedis, worker_env
+from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.models import ApiKey, AttemptOutcome, Company, PairingAttempt, WhatsAppSession
-from whatsapp.selectors import live_workers
 from whatsapp.services.state import session_get
-from whatsapp.worker import commands
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -35,73 +29,6 @@ pytestmark = [
 
 BOUND = 22.0
 SESSION = "/api/v1/companies/alice/session/"
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    redis = OwnRedis(tmp_path).start()
-    yield redis
-    redis.stop()
-
-
-@pytest.fixture
-def external(settings: Any, own_redis: OwnRedis, monkeypatch: pytest.MonkeyPatch) -> None:
-    """This process as a web process of the production topology, on the test's own Redis."""
-    settings.REDIS_URL = own_redis.url
-    settings.WHATSAPP_WORKER_MODE = "external"
-    settings.WHATSAPP_LEASE_TTL = 2.0
-    settings.WHATSAPP_OPERATION_TIMEOUT = 10.0
-    timeouts = {
-        "socket_timeout": settings.REDIS_SOCKET_TIMEOUT,
-        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
-    }
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": own_redis.url,
-            "OPTIONS": timeouts,
-        }
-    }
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                "hosts": [
-                    {
-                        "address": own_redis.url,
-                        "socket_connect_timeout": settings.REDIS_SOCKET_TIMEOUT,
-                    }
-                ],
-                "prefix": commands.layer_prefix(),
-            },
-        }
-    }
-    monkeypatch.setattr(commands, "_channel_bus", None)
-
-
-@pytest.fixture
-def worker_process(
-    external: None, own_redis: OwnRedis, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "manage.py", "whatsapp_worker", "--worker-id", "w1"],
-        cwd=ROOT,
-        env=worker_env(redis_url=own_redis.url),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for(lambda: live_workers().count() == 1, timeout=30, what="a live worker")
-        yield process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        sys.stdout.write((tmp_path / "worker.log").read_text(errors="replace")[-2000:])
 
 
 def timed(call: Any) -> tuple[int, float]:
