@@ -5,9 +5,11 @@ ownership").
 - In-process mode (embedded default) the worker lives in this process: commands are coroutines
   handed to its loop.
 - External mode (`manage.py whatsapp_worker` processes): a `CommandMessage` travels over the
-  channel layer to the owning worker's channel (or to the shared channel, where any worker claims
-  the company first); the `Reply` comes back on a Redis list the caller blocks on, which is safe
-  from any thread or event loop.
+  channel layer to one worker's own channel, which only that worker reads: the owner's, or for a
+  company nobody runs, the live worker with the fewest sessions (it claims the company before
+  acting). No channel is read by several workers, so a command is never delivered twice; a worker
+  also ignores a request id it has already served. The `Reply` comes back on a Redis list the
+  caller blocks on, which is safe from any thread or event loop.
 
 Every request is bounded: no answer in time -> OperationTimeout.
 """
@@ -47,7 +49,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-COMMANDS_CHANNEL = "whatsapp.commands"
 COMMAND_MESSAGE_TYPE: Literal["whatsapp.command"] = "whatsapp.command"
 
 
@@ -106,6 +107,21 @@ def command_message(
         deadline_at=time.time() + timeout,
         hops=0,
     )
+
+
+def placement(worker_ids: list[str]) -> str:
+    """The live worker a company nobody runs goes to: the one running the fewest sessions."""
+    from django.db.models import Count
+
+    from whatsapp.models import WhatsAppSession
+
+    loads = dict(
+        WhatsAppSession.objects.filter(owner__in=worker_ids)
+        .values_list("owner")
+        .annotate(n=Count("id"))
+        .values_list("owner", "n")
+    )
+    return min(sorted(worker_ids), key=lambda worker_id: loads.get(worker_id, 0))
 
 
 def worker_channel(worker_id: str) -> str:
@@ -232,7 +248,7 @@ class ChannelBus:
             .values_list("owner", flat=True)
             .first()
         )
-        target = workers.get(owner or "") or COMMANDS_CHANNEL
+        target = workers.get(owner or "") or workers[placement(list(workers))]
         message = command_message(company_id=company_id, op=op, args=args, timeout=timeout)
 
         async def send() -> None:

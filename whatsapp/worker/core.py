@@ -73,6 +73,7 @@ class WhatsAppWorker:
         # exactly one connection per worker and lets shutdown close it.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wa-db")
         self._redis: redis.asyncio.Redis | None = None
+        self._served: dict[str, float] = {}  # request id -> its deadline
         # External workers on PostgreSQL hold a lock the web side sees vanish when they die.
         self._liveness: liveness.LivenessLock | None = None
 
@@ -113,7 +114,6 @@ class WhatsAppWorker:
                 raise WorkerUnavailable("External workers need REDIS_URL for their replies.")
             self._redis = redis.asyncio.Redis.from_url(settings.REDIS_URL)
             self._tasks.append(self.loop.create_task(self._receive(self.channel)))
-            self._tasks.append(self.loop.create_task(self._receive(commands.COMMANDS_CHANNEL)))
         self.accepting = True
         self._tasks.append(self.loop.create_task(self._steps_forever()))
         logger.info(
@@ -377,6 +377,9 @@ class WhatsAppWorker:
         deadline_at = float(message.get("deadline_at", 0))
         if time.time() >= deadline_at:
             return  # the caller has given up already
+        if not self._first_delivery(request_id, deadline_at):
+            logger.warning("command %s delivered twice; served once", request_id)
+            return
         company_id = int(message["company_id"])
         if company_id not in self.runners and await self._forward(message):
             return
@@ -401,6 +404,17 @@ class WhatsAppWorker:
         assert self._redis is not None, "external workers serve commands with a Redis client"
         await self._redis.rpush(key, payload)  # type: ignore[misc]  # redis-py's sync/async union
         await self._redis.expire(key, 60)
+
+    def _first_delivery(self, request_id: str, deadline_at: float) -> bool:
+        """Remember served request ids until their deadline: each runs once in effect."""
+        now = time.time()
+        for seen, until in list(self._served.items()):
+            if until < now:
+                del self._served[seen]
+        if request_id in self._served:
+            return False
+        self._served[request_id] = deadline_at
+        return True
 
     async def _forward(self, message: CommandMessage) -> bool:
         """A command for a company another live worker owns goes to that worker."""
