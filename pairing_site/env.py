@@ -7,6 +7,7 @@ surfacing later as a confusing runtime failure.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -145,6 +146,21 @@ def sqlite_database(path: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=20000; PRAGMA synchronous=NORMAL;",
         },
     }
+
+
+def networks(name: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Comma-separated IP addresses or networks (`10.0.0.0/8, 192.0.2.7`)."""
+    result = []
+    for item in string(name, "").split(","):
+        if not item.strip():
+            continue
+        try:
+            result.append(ipaddress.ip_network(item.strip(), strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name}: {item.strip()!r} is not an address or network"
+            ) from None
+    return result
 
 
 def redis_url_checked(url: str, *, name: str = "REDIS_URL") -> str:

@@ -294,6 +294,12 @@ API_THROTTLE_WRITES_PER_MINUTE = env.integer("API_THROTTLE_WRITES_PER_MINUTE", 3
 API_THROTTLE_READS_PER_MINUTE = env.integer("API_THROTTLE_READS_PER_MINUTE", 300, minimum=1)
 WEBSOCKET_MAX_FRAME_BYTES = env.integer("WEBSOCKET_MAX_FRAME_BYTES", 4096, minimum=64)
 
+# --- Metrics (GET /metrics, Prometheus) --------------------------------------------------------
+# Loopback may always scrape; other callers need this token (Authorization: Bearer) or an address
+# in METRICS_ALLOWED_IPS (comma-separated addresses or networks).
+METRICS_TOKEN = env.string("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env.networks("METRICS_ALLOWED_IPS")
+
 # --- Logging and error reporting -----------------------------------------------------------
 LOG_LEVEL = env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
 LOGGING = {

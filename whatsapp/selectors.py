@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from whatsapp.backends import get_backend
@@ -193,6 +193,18 @@ def _check_workers() -> dict[str, Any]:
         in_this_process = worker is not None and worker.accepting
         return {"ok": in_this_process, "live": max(live, int(in_this_process)), "mode": mode}
     return {"ok": live > 0, "live": live, "mode": mode}
+
+
+def worker_leases() -> dict[str, int]:
+    """Live workers and how many sessions each owns right now."""
+    live = list(live_workers().values_list("worker_id", flat=True))
+    owned = dict(
+        WhatsAppSession.objects.filter(owner__in=live, lease_expires_at__gt=timezone.now())
+        .values_list("owner")
+        .annotate(n=Count("id"))
+        .values_list("owner", "n")
+    )
+    return {worker_id: owned.get(worker_id, 0) for worker_id in sorted(live)}
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, Protocol, TypedDict
 
@@ -109,6 +111,25 @@ def command_message(
     )
 
 
+@contextlib.contextmanager
+def timed_command(op: Op) -> Iterator[None]:
+    """Observe a command's round trip in `pairing_command_seconds` (by op and outcome)."""
+    from whatsapp.metrics import COMMAND_SECONDS
+
+    started = time.monotonic()
+    outcome = "ok"
+    try:
+        yield
+    except ServiceError as error:
+        outcome = error.code
+        raise
+    except Exception:
+        outcome = InternalError.code
+        raise
+    finally:
+        COMMAND_SECONDS.labels(op=op.value, outcome=outcome).observe(time.monotonic() - started)
+
+
 def placement(worker_ids: list[str]) -> str:
     """The live worker a company nobody runs goes to: the one running the fewest sessions."""
     from django.db.models import Count
@@ -184,6 +205,27 @@ class LocalBus:
         if threading.get_ident() == worker.thread_id:
             raise RuntimeError("a blocking command was sent from the worker's own loop")
         deadline_at = time.time() + timeout
+        with timed_command(op):
+            return self._run(
+                worker,
+                company_id=company_id,
+                op=op,
+                args=args,
+                deadline_at=deadline_at,
+                timeout=timeout,
+            )
+
+    def _run(
+        self,
+        worker: WhatsAppWorker,
+        *,
+        company_id: int,
+        op: Op,
+        args: CommandArgs,
+        deadline_at: float,
+        timeout: float,
+    ) -> Result:
+        assert worker.loop is not None
         future = asyncio.run_coroutine_threadsafe(
             worker.execute(company_id=company_id, op=op, args=args, deadline_at=deadline_at),
             worker.loop,
@@ -227,11 +269,12 @@ class ChannelBus:
     def request(self, *, company_id: int, op: Op, args: CommandArgs, timeout: float) -> Result:
         import redis
 
-        try:
-            return self._request(company_id=company_id, op=op, args=args, timeout=timeout)
-        except (redis.RedisError, OSError) as error:
-            logger.warning("command %s for company %s: Redis failed: %r", op, company_id, error)
-            raise WorkerUnavailable(REDIS_DOWN) from None
+        with timed_command(op):
+            try:
+                return self._request(company_id=company_id, op=op, args=args, timeout=timeout)
+            except (redis.RedisError, OSError) as error:
+                logger.warning("command %s for company %s: Redis failed: %r", op, company_id, error)
+                raise WorkerUnavailable(REDIS_DOWN) from None
 
     def _request(self, *, company_id: int, op: Op, args: CommandArgs, timeout: float) -> Result:
         from whatsapp.models import WhatsAppSession
