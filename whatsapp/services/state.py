@@ -50,7 +50,9 @@ def session_get(company: Company) -> WhatsAppSession:
 
 def session_write(session: WhatsAppSession, *, owner: str | None = None, **changes: Any) -> bool:
     """Apply `changes` to the session row (and the instance). With `owner`, only while that
-    worker still owns the session: returns False when it lost it (the write is dropped)."""
+    worker still owns the session under a lease that has not run out (the fence: a worker that
+    stalled past its lease writes nothing, even before another one claimed the session); returns
+    False when the write is dropped."""
     if "status" in changes and changes["status"] != session.status:
         changes.setdefault("status_changed_at", timezone.now())
     columns: dict[str, Any] = {}
@@ -60,7 +62,7 @@ def session_write(session: WhatsAppSession, *, owner: str | None = None, **chang
         columns[field.attname] = value.pk if hasattr(value, "pk") and field.is_relation else value
     rows = WhatsAppSession.objects.filter(pk=session.pk)
     if owner is not None:
-        rows = rows.filter(owner=owner)
+        rows = rows.filter(owner=owner, lease_expires_at__gt=timezone.now())
     if not rows.update(**columns):
         return False
     for name, value in changes.items():

@@ -74,6 +74,9 @@ class WhatsAppWorker:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wa-db")
         self._redis: redis.asyncio.Redis | None = None
         self._served: dict[str, float] = {}  # request id -> its deadline
+        # Until when (monotonic clock) the leases confirmed by the last heartbeat hold, less a
+        # safety margin: past it this worker stops its clients before anyone else may claim them.
+        self._leases_hold_until = 0.0
         # External workers on PostgreSQL hold a lock the web side sees vanish when they die.
         self._liveness: liveness.LivenessLock | None = None
 
@@ -116,6 +119,11 @@ class WhatsAppWorker:
             self._tasks.append(self.loop.create_task(self._receive(self.channel)))
         self.accepting = True
         self._tasks.append(self.loop.create_task(self._steps_forever()))
+        if not self.inprocess:
+            # Alone in its process (the embedded mode), no other worker can claim its sessions.
+            ttl = settings.WHATSAPP_LEASE_TTL
+            self._leases_hold_until = time.monotonic() + ttl - self._lease_margin()
+            self._tasks.append(self.loop.create_task(self._fence_forever()))
         logger.info(
             "WhatsApp worker %s started (%s backend, %s)",
             self.worker_id,
@@ -207,11 +215,34 @@ class WhatsAppWorker:
             except TimeoutError:
                 pass
 
+    def _lease_margin(self) -> float:
+        ttl = settings.WHATSAPP_LEASE_TTL
+        return min(max(0.2 * ttl, settings.WHATSAPP_HEARTBEAT_INTERVAL), 0.5 * ttl)
+
+    async def _fence_forever(self) -> None:
+        """By this worker's own clock: once its leases may have run out (a stall, a database it
+        cannot reach), stop every client before another worker can claim the sessions."""
+        tick = min(0.25, settings.WHATSAPP_HEARTBEAT_INTERVAL / 2)
+        while not self.stopping.is_set():
+            await asyncio.sleep(tick)
+            if self.runners and time.monotonic() > self._leases_hold_until:
+                await self.fence(f"leases unconfirmed for more than {self._lease_margin():g} s")
+
+    async def fence(self, why: str) -> None:
+        runners = list(self.runners.values())
+        logger.warning("worker %s: %s; stopping its %d sessions", self.worker_id, why, len(runners))
+        for runner in runners:
+            runner.lost = True  # nothing more from them: no writes, events or deletes
+        self.runners.clear()
+        await asyncio.gather(*(runner.close() for runner in runners), return_exceptions=True)
+
     async def step_heartbeat(self) -> None:
         """Prove we are alive and renew our leases; drop sessions whose lease we lost."""
         if self._liveness is not None:
             await asyncio.to_thread(self._liveness.check)
+        started = time.monotonic()
         kept = await self.db(self._heartbeat)
+        self._leases_hold_until = started + settings.WHATSAPP_LEASE_TTL - self._lease_margin()
         for company_id in set(self.runners) - kept:
             logger.warning("lease of company %s lost; stopping it here", company_id)
             await self.runner_lost(self.runners[company_id])
@@ -219,7 +250,11 @@ class WhatsAppWorker:
     def _heartbeat(self) -> set[int]:
         now = timezone.now()
         Worker.objects.filter(worker_id=self.worker_id).update(heartbeat_at=now)
-        owned = WhatsAppSession.objects.filter(owner=self.worker_id, lease_expires_at__gt=now)
+        # Only leases this worker still runs a session under are renewed: one it stopped (lost,
+        # fenced) runs out and goes to whoever claims it next.
+        owned = WhatsAppSession.objects.filter(
+            owner=self.worker_id, lease_expires_at__gt=now, company_id__in=list(self.runners)
+        )
         owned.update(lease_expires_at=now + _lease_ttl())
         return set(
             WhatsAppSession.objects.filter(owner=self.worker_id).values_list(
@@ -300,6 +335,9 @@ class WhatsAppWorker:
         return claimed
 
     def _claim(self, session_pk: int, now: datetime) -> bool:
+        # `now` may be older than a stall: the lease written must start from the clock of the
+        # write itself, or it would be born expired.
+        now = max(now, timezone.now())
         free = (
             Q(owner="")
             | Q(owner=self.worker_id)

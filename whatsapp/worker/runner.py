@@ -80,6 +80,7 @@ class SessionRunner:
         self.reconnect_task: asyncio.Task | None = None
         self.backoff = 1.0
         self.closed = False
+        self.lost = False  # it found it no longer owns the session: it does nothing more
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -87,19 +88,39 @@ class SessionRunner:
         return await self.worker.db(WhatsAppSession.objects.get, pk=self.session_id)
 
     async def _write(self, session: WhatsAppSession, **changes: Any) -> bool:
+        if self.lost:
+            return False
         written = await self.worker.db(
             session_write, session, owner=self.worker.worker_id, **changes
         )
         if not written:
-            logger.warning("company %s: lease lost, dropping the session here", self.company_id)
-            self.worker.schedule(self.worker.runner_lost(self))
+            self._lose("its lease is gone")
         return written
 
+    def _lose(self, why: str) -> None:
+        """Not the owner any more: from here on this runner writes, publishes, deletes and
+        opens nothing (docs/design.md, "Topology and ownership")."""
+        if self.lost:
+            return
+        self.lost = True
+        logger.warning("company %s: %s; dropping the session here", self.company_id, why)
+        self.worker.schedule(self.worker.runner_lost(self))
+
+    def _still_owned(self) -> bool:
+        return WhatsAppSession.objects.filter(
+            pk=self.session_id, owner=self.worker.worker_id, lease_expires_at__gt=timezone.now()
+        ).exists()
+
     async def _publish(self, *payloads: events.Event) -> None:
-        await events.apublish(self.company_id, list(payloads))
+        if not self.lost:
+            await events.apublish(self.company_id, list(payloads))
 
     async def _open(self, *, device_jid: str | None) -> None:
         await self._close_client()
+        if self.lost or not await self.worker.db(self._still_owned):
+            # A second client of the same device would replace the real owner's stream.
+            self._lose("it does not own the session (any more)")
+            return
         self.generation += 1
         self.window_ready = asyncio.get_running_loop().create_future()
         self.window_expires_at = None
@@ -254,6 +275,8 @@ class SessionRunner:
     # --- events ------------------------------------------------------------------------------
 
     async def _on_event(self, generation: int, event: base.BackendEvent) -> None:
+        if self.lost:
+            return
         if generation != self.generation or self.closed:
             if isinstance(event, base.PairSuccess):
                 # A phone finished linking a window we had already given up (it expired, was
@@ -376,6 +399,9 @@ class SessionRunner:
             await self._publish(events.status_event(session), events.connected_event(session))
 
     async def _go_logged_out(self, reason: str) -> None:
+        if self.lost or not await self.worker.db(self._still_owned):
+            self._lose("a logout arrived for a session it does not own")
+            return  # the owner decides about the credentials
         session = await self._session()
         await self.worker.db(
             self.worker.backend.credentials_delete,
