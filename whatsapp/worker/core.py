@@ -83,11 +83,17 @@ class WhatsAppWorker:
     # --- plumbing ----------------------------------------------------------------------------
 
     async def db(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        def call():
+        def call() -> Any:
             try:
                 return function(*args, **kwargs)
             except (OperationalError, InterfaceError):
-                connections["default"].close()  # a broken connection is replaced on next use
+                # A connection PostgreSQL cut (a restart, a failover, a terminated backend):
+                # once more on a fresh one; a database that is really down raises again.
+                connections["default"].close()
+            try:
+                return function(*args, **kwargs)
+            except (OperationalError, InterfaceError):
+                connections["default"].close()
                 raise
 
         return await sync_to_async(call, thread_sensitive=False, executor=self._executor)()

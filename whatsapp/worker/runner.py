@@ -293,6 +293,19 @@ class SessionRunner:
             logger.exception(
                 "company %s: handling %s failed", self.company_id, type(event).__name__
             )
+            self._recover_from_failed_handler()
+
+    def _recover_from_failed_handler(self) -> None:
+        """An event could not be handled (e.g. the database was unreachable): the state may no
+        longer match the connection, so a linked session reconnects rather than strand."""
+        if self.closed or self.lost or self.mode != "linked":
+            return
+        if self.reconnect_task is None or self.reconnect_task.done():
+            delay = self.backoff
+            self.backoff = min(self.backoff * 2, settings.WHATSAPP_RECONNECT_MAX_DELAY)
+            self.reconnect_task = asyncio.get_running_loop().create_task(
+                self._reconnect_after(delay)
+            )
 
     async def on_QRCode(self, event: base.QRCode) -> None:
         self.window_expires_at = event.window_expires_at
