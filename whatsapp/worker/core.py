@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_FORWARD_HOPS = 3
+REBALANCE_BATCH = 5
 
 
 def _lease_ttl() -> timedelta:
@@ -212,6 +213,7 @@ class WhatsAppWorker:
                 await self.step_heartbeat()
                 await self.step_reconcile()
                 await self.step_claim()
+                await self.step_rebalance()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -294,6 +296,57 @@ class WhatsAppWorker:
             self.schedule(self._resume(runner))
         return len(claimed)
 
+    async def step_rebalance(self) -> int:
+        """Hand sessions over when this worker runs more than its fair share and another live
+        worker has room (one joined): a few a pass, so a joining worker fills up without a storm
+        of reconnects. The credentials stay; the other worker resumes them from the store."""
+        if self.inprocess:
+            return 0
+        excess = await self.db(self._excess)
+        if excess <= 0:
+            return 0
+        handed = 0
+        for company_id in list(self.runners)[:excess]:
+            runner = self.runners.get(company_id)
+            if runner is None or not await self.db(self._idle_linked, runner.session_id):
+                continue  # only linked, idle sessions move: never an attempt in progress
+            self.runners.pop(company_id, None)
+            runner.lost = True  # from here on, the next owner's
+            await runner.close()
+            await self.db(self._release, runner.session_id)
+            handed += 1
+        if handed:
+            logger.info("worker %s handed %d sessions over to balance", self.worker_id, handed)
+        return handed
+
+    def _excess(self) -> int:
+        live = live_workers().count()
+        if live < 2:
+            return 0
+        wanting = WhatsAppSession.objects.filter(wants_running=True).count()
+        share = math.ceil(wanting / live)
+        # Move only when someone is clearly short, at most a few sessions a pass.
+        if len(self.runners) <= share + 1:
+            return 0
+        return min(len(self.runners) - share, REBALANCE_BATCH)
+
+    def _idle_linked(self, session_pk: int) -> bool:
+        return WhatsAppSession.objects.filter(
+            pk=session_pk,
+            owner=self.worker_id,
+            status=SessionStatus.CONNECTED,
+            lock_token="",
+        ).exists()
+
+    def _release(self, session_pk: int) -> None:
+        WhatsAppSession.objects.filter(pk=session_pk, owner=self.worker_id).update(
+            owner="",
+            lease_expires_at=None,
+            lease_acquired_at=None,
+            status=SessionStatus.RECONNECTING,
+            status_changed_at=timezone.now(),
+        )
+
     async def _resume(self, runner: SessionRunner) -> None:
         try:
             await runner.resume()
@@ -332,12 +385,16 @@ class WhatsAppWorker:
             wanting.filter(free)
             .filter(unlocked)
             .exclude(company_id__in=list(self.runners))
-            .order_by("id")
+            .order_by("?")  # shuffled: workers claiming at once rarely want the same rows
         )
-        for session in candidates.select_related("company")[:room]:
-            if self._claim(session.pk, now):
-                session.refresh_from_db()
-                claimed.append(session)
+        with transaction.atomic():
+            if connection.vendor == "postgresql":
+                # Rows another worker is claiming right now are skipped, not waited for.
+                candidates = candidates.select_for_update(skip_locked=True)
+            picked = list(candidates.values_list("pk", flat=True)[:room])
+            won = [pk for pk in picked if self._claim(pk, now)]
+        for session in WhatsAppSession.objects.filter(pk__in=won).select_related("company"):
+            claimed.append(session)
         return claimed
 
     def _claim(self, session_pk: int, now: datetime) -> bool:
