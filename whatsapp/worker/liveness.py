@@ -91,7 +91,9 @@ def live_worker_ids(candidates: Iterable[str]) -> set[str]:
         return set(ids)
     with connections["default"].cursor() as cursor:
         cursor.execute(
+            # pg_locks spans the whole cluster: only this database's workers count.
             "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory'"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
             " AND classid::bigint = %s AND objsubid = 2 AND granted",
             [LOCK_SPACE],
         )
