@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 
 from emulator.certs import RootKey
 from emulator.neonize_copy import patched_neonize
-from tests.helpers import USES_POSTGRES, USES_REDIS
+from tests.helpers import FIGURES, USES_POSTGRES, USES_REDIS
 from whatsapp.models import Company
 from whatsapp.services.state import session_get
 
@@ -122,3 +123,11 @@ def emulator_root() -> RootKey:
 def patched_neonize_path(tmp_path_factory: pytest.TempPathFactory, emulator_root: RootKey) -> Path:
     """A folder holding a neonize copy that trusts `emulator_root` (for PYTHONPATH)."""
     return patched_neonize(tmp_path_factory.mktemp("neonize-copy"), emulator_root.public)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures the drills measured (tests.helpers.figure), after the results."""
+    if FIGURES:
+        terminalreporter.section("figures measured by the drills")
+        for text in FIGURES:
+            terminalreporter.write_line(text)

@@ -62,3 +62,14 @@ def link(company: Any, phone_number: str = ALICE_E164) -> Any:
     code = linking.pairing_code_request(company=company, phone_number=phone_number, actor=SYSTEM)
     phone.link_with_code(phone_number, code.pairing_code)
     return wait_status(company, SessionStatus.CONNECTED)
+
+
+FIGURES: list[str] = []
+
+
+def figure(text: str) -> None:
+    """A drill's measured figure: fault drills and capacity tests report what they measured, and
+    the run lists them all at its end (`pytest_terminal_summary` in tests/conftest.py), so CI
+    logs keep them even though pytest captures the tests' output."""
+    FIGURES.append(text)
+    print(text)  # also in the test's own captured output

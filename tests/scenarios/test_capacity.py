@@ -23,7 +23,7 @@ from emulator.certs import RootKey
 from emulator.control import Emulator
 from emulator.fleet import EventLog, link_fleet, processes_cost
 from emulator.neonize_copy import client_env
-from tests.helpers import USES_POSTGRES
+from tests.helpers import USES_POSTGRES, figure
 from whatsapp.backends.neonize import store
 from whatsapp.backends.neonize.backend import NeonizeBackend, run_db
 
@@ -83,7 +83,7 @@ async def test_fifty_linked_clients_hold_a_bounded_number_of_server_connections(
             )
         finally:
             await backend.shutdown()
-    print(
+    figure(
         f"{FLEET} linked clients through PgBouncer (pool {POOL}): {servers} PostgreSQL server "
         f"connections for {clients} client connections; shared host: {cost.rss_kib / 1024:.0f} "
         f"MiB RSS, {cost.threads} threads, {cost.fds} fds"
@@ -122,7 +122,7 @@ async def test_twenty_expired_linking_attempts_leave_nothing_behind(
         )
     finally:
         await backend.shutdown()
-    print(
+    figure(
         f"20 expired linking attempts: each attempt's host had {attempt_host.threads} threads "
         f"and {attempt_host.fds} fds when its window expired; linking hosts left "
         f"{len(linking)}; shared host threads "

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ALICE_E164, OTHER_E164, session_of, wait_for, wait_status
+from tests.helpers import ALICE_E164, OTHER_E164, figure, session_of, wait_for, wait_status
 from tests.scenarios.worlds import NOT_ON_WHATSAPP, EmulatorWorld, World
 from whatsapp import errors
 from whatsapp.backends import get_backend
@@ -110,7 +110,7 @@ def test_client_outdated_during_linking_shows_at_once(
     session = wait_status(alice, SessionStatus.FAILED, timeout=WITHIN)
 
     seconds = time.monotonic() - started
-    print(f"[{world.name}] CLIENT_OUTDATED {seconds:.1f} s after the start")
+    figure(f"[{world.name}] CLIENT_OUTDATED {seconds:.1f} s after the start")
     assert session.last_error_code == errors.CLIENT_OUTDATED
     assert seconds < 5
 

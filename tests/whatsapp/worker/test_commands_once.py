@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from tests.helpers import USES_POSTGRES
+from tests.helpers import USES_POSTGRES, figure
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.errors import ServiceError
 from whatsapp.models import AttemptOutcome, Company, PairingAttempt, WhatsAppSession
@@ -74,7 +74,7 @@ def test_forty_first_pairing_codes_at_once_across_two_workers(start_worker: Any)
     errors = [answer for answer in answers if "-" not in answer]
     owners = list(WhatsAppSession.objects.values_list("owner", flat=True))
     superseded = PairingAttempt.objects.filter(outcome=AttemptOutcome.SUPERSEDED).count()
-    print(
+    figure(
         f"{COMPANIES} first pairing codes at once: {len(codes)} codes, errors {errors}, "
         f"{superseded} superseded, in {seconds:.1f} s; w1 runs {owners.count('w1')}, "
         f"w2 runs {owners.count('w2')}"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from tests.helpers import USES_POSTGRES, wait_for
+from tests.helpers import USES_POSTGRES, figure, wait_for
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.models import Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
@@ -86,7 +86,7 @@ def test_terminated_connections_leave_every_session_really_online(start_worker: 
         return all(now[key] and now[key] != before[key] for key in before) or None
 
     wait_for(all_back, timeout=20, what="every device online again on a new connection")
-    print(
+    figure(
         f"terminated {killed} connections in 3 rounds; every linked session came back online "
         f"{time.monotonic() - started:.1f} s after a drop"
     )

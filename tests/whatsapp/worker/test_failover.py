@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import USES_POSTGRES, wait_for
+from tests.helpers import USES_POSTGRES, figure, wait_for
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.errors import WorkerUnavailable
 from whatsapp.models import Company, SessionStatus, WhatsAppSession
@@ -74,7 +74,7 @@ def test_kill_9_of_a_worker_running_fifty_links(start_worker: Any) -> None:
     )
     seconds = time.monotonic() - killed
     replaced = WhatsAppSession.objects.filter(last_error_code="STREAM_REPLACED").count()
-    print(
+    figure(
         f"kill -9 of {victim} running {owners[victim]} of {COMPANIES} links: all connected on "
         f"{survivor} after {seconds:.1f} s, {replaced} stream replaced"
     )
@@ -88,5 +88,5 @@ def test_kill_9_of_a_worker_running_fifty_links(start_worker: Any) -> None:
             company=companies[0], phone_number="+79119990001", actor=SYSTEM, replace_existing=True
         )
     answered = time.monotonic() - started
-    print(f"every worker killed: a pairing-code request answered 503 in {answered:.2f} s")
+    figure(f"every worker killed: a pairing-code request answered 503 in {answered:.2f} s")
     assert answered < 2

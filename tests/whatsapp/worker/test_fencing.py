@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import USES_POSTGRES, wait_for
+from tests.helpers import USES_POSTGRES, figure, wait_for
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.models import Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
@@ -81,7 +81,7 @@ def test_a_worker_frozen_past_its_leases_never_runs_a_session_twice(start_worker
     failed = WhatsAppSession.objects.filter(status=SessionStatus.FAILED).count()
     replaced = WhatsAppSession.objects.filter(last_error_code="STREAM_REPLACED").count()
     owners = Counter(WhatsAppSession.objects.values_list("owner", flat=True))
-    print(
+    figure(
         f"{ROUNDS} stalls of {STALL:g} s: {failed} failed, {replaced} stream replaced, "
         f"all connected again {recoveries} s after each thaw; owners now {dict(owners)}"
     )

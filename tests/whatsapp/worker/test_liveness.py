@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.helpers import USES_POSTGRES, wait_for
+from tests.helpers import USES_POSTGRES, figure, wait_for
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.models import ApiKey, Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
@@ -65,7 +65,7 @@ def test_a_killed_worker_is_known_dead_at_once(start_worker: Any, settings: Any)
     again = bob.post(BOB_CODE, {"phone_number": BOB_PHONE}, format="json")
     health = alice.get("/api/v1/health/")
     shown = alice.get(SESSION).json()["status"]
-    print(
+    figure(
         f"worker killed: known dead after {noticed:.2f} s; a command answered "
         f"{refused.status_code} in {answered:.2f} s; the dead window's code asked again: "
         f"{again.status_code}; health {health.status_code}; a linked session shows {shown!r}"
@@ -85,5 +85,5 @@ def test_a_killed_worker_is_known_dead_at_once(start_worker: Any, settings: Any)
         timeout=15,
         what="w2 running the link",
     )
-    print(f"w2 took the link over {time.monotonic() - taken:.1f} s after it started")
+    figure(f"w2 took the link over {time.monotonic() - taken:.1f} s after it started")
     assert alice.get(SESSION).json()["status"] == "connected"

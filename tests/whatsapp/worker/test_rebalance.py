@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import USES_POSTGRES, wait_for
+from tests.helpers import USES_POSTGRES, figure, wait_for
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.models import Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
@@ -61,7 +61,7 @@ def test_a_joining_worker_ends_with_a_share_of_the_sessions(start_worker: Any) -
     seconds = time.monotonic() - joined
     owners = Counter(WhatsAppSession.objects.values_list("owner", flat=True))
     failed = WhatsAppSession.objects.exclude(status=SessionStatus.CONNECTED).count()
-    print(
+    figure(
         f"a joining worker had its share after {seconds:.1f} s: {dict(owners)}; {failed} not connected"
     )
     assert failed == 0

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from tests.helpers import USES_POSTGRES, wait_for
+from tests.helpers import USES_POSTGRES, figure, wait_for
 from tests.whatsapp.worker.helpers import OwnRedis
 from whatsapp.models import ApiKey, AttemptOutcome, Company, PairingAttempt, WhatsAppSession
 from whatsapp.services.state import session_get
@@ -58,7 +58,7 @@ def test_frozen_stopped_and_returning_redis(
         }
     finally:
         own_redis.thaw()
-    print(f"Redis frozen: {frozen}")
+    figure(f"Redis frozen: {frozen}")
     for status, seconds in frozen.values():
         assert seconds < BOUND and status != 500
 
@@ -73,7 +73,7 @@ def test_frozen_stopped_and_returning_redis(
     stopped = {
         name: timed(call) for name, call in (("start", start), ("code", code), ("read", read))
     }
-    print(f"Redis stopped: {stopped}")
+    figure(f"Redis stopped: {stopped}")
     assert stopped["start"][0] == 503 and stopped["code"][0] == 503
     assert stopped["read"][0] == 200
     assert all(seconds < 5 for _, seconds in stopped.values())
@@ -91,5 +91,5 @@ def test_frozen_stopped_and_returning_redis(
         return status == 202 or None
 
     wait_for(linking_works, timeout=10, interval=0.5, what="linking working again")
-    print(f"Redis back: linking works again after {time.monotonic() - returned:.1f} s")
+    figure(f"Redis back: linking works again after {time.monotonic() - returned:.1f} s")
     assert worker_process.poll() is None

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from django.db import connections
 
+from tests.helpers import figure
 from tests.whatsapp.backends.neonize.helpers import StoreDB, needs_postgres, recorded_client
 from whatsapp.backends import base
 from whatsapp.backends.neonize import store
@@ -75,7 +76,7 @@ async def test_failed_connect_retries_hold_a_bounded_number_of_connections(setti
         await backend.shutdown()
         await run_db(store.credentials_delete, device_jid=DEVICE)
 
-    print(f"whatsmeow connections after each of {RETRIES} connects: {samples}")
+    figure(f"whatsmeow connections after each of {RETRIES} connects: {samples}")
     assert max(samples) <= BOUND, samples
     assert max(samples) >= MAX_CONNECTS - 1  # the leak is real, and counted
     assert [h.connects for h in hosts] == [MAX_CONNECTS] * (RETRIES // MAX_CONNECTS)
@@ -114,6 +115,6 @@ async def test_failed_linking_attempts_leave_no_connection_behind(settings) -> N
     finally:
         await backend.shutdown()
         monitor.close()
-    print(f"whatsmeow connections before / after 20 failed linking attempts: {before} / {after}")
+    figure(f"whatsmeow connections before / after 20 failed linking attempts: {before} / {after}")
     assert linking == []
     assert after <= before
