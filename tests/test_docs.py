@@ -79,7 +79,7 @@ _REASON_PATTERNS = (
 )
 
 # The documents restate outside material in our own words; they must not point outside the repo.
-_OUTSIDE_NAMES = ("SPEC" + ".md", "WHATSAPP_NOTES" + ".md", "shared/", "seeds", "/work/", "/home/")
+_OUTSIDE_NAMES = ("SPEC" + ".md", "WHATSAPP_NOTES" + ".md", "shared/", "seeds")
 
 SKIPPED_DIRS = {
     ".git",
