@@ -55,7 +55,7 @@ class PgBouncer:
             raise RuntimeError("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
         self.folder = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
         self.folder.chmod(0o777)
-        self.port = _free_port()
+        self.port = free_port()
         config = self.folder / "pgbouncer.ini"
         config.write_text(
             "[databases]\n"
@@ -150,7 +150,7 @@ class PgBouncer:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])

@@ -78,9 +78,10 @@ def session_health(company: Company) -> dict:
     lease_valid = bool(
         session.owner and session.lease_expires_at and session.lease_expires_at > now
     )
+    shown = status_shown(session)
     return {
-        "connected": status_shown(session) == SessionStatus.CONNECTED,
-        "status": status_shown(session),
+        "connected": shown == SessionStatus.CONNECTED,
+        "status": shown,
         "since": _iso(session.status_changed_at),
         "last_error_code": session.last_error_code or None,
         "last_error": session.last_error_message or None,
@@ -122,12 +123,16 @@ def company_visible(*, slug: str, company_id: int | None) -> Company:
 # --- liveness --------------------------------------------------------------------------------
 
 
+def _fresh_workers() -> QuerySet[Worker]:
+    since = timezone.now() - timedelta(seconds=settings.WHATSAPP_LEASE_TTL)
+    return Worker.objects.filter(heartbeat_at__gte=since, stopped_at__isnull=True)
+
+
 def live_workers() -> QuerySet[Worker]:
     """Workers whose heartbeat is younger than a lease, that have not said they stopped and,
     external ones on PostgreSQL, whose liveness lock is held: a killed worker drops out at once
     (`whatsapp.worker.liveness`)."""
-    since = timezone.now() - timedelta(seconds=settings.WHATSAPP_LEASE_TTL)
-    fresh = Worker.objects.filter(heartbeat_at__gte=since, stopped_at__isnull=True)
+    fresh = _fresh_workers()
     if settings.WHATSAPP_WORKER_MODE == "inprocess" or not liveness.supported():
         return fresh
     alive = liveness.live_worker_ids(fresh.values_list("worker_id", flat=True))
@@ -136,7 +141,13 @@ def live_workers() -> QuerySet[Worker]:
 
 def owner_dead(session: WhatsAppSession) -> bool:
     """Whether the session names an owner that no longer lives (its runner died with it)."""
-    return bool(session.owner) and not live_workers().filter(worker_id=session.owner).exists()
+    if not session.owner:
+        return False
+    if not _fresh_workers().filter(worker_id=session.owner).exists():
+        return True
+    if settings.WHATSAPP_WORKER_MODE == "inprocess" or not liveness.supported():
+        return False
+    return session.owner not in liveness.live_worker_ids([session.owner])
 
 
 def status_shown(session: WhatsAppSession) -> str:

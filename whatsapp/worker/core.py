@@ -365,11 +365,12 @@ class WhatsAppWorker:
 
     def _claim_batch(self) -> list[WhatsAppSession]:
         now = timezone.now()
+        dead = self._dead_owners()  # once a pass, not once a row
         free = (
             Q(owner="")
             | Q(lease_expires_at__lt=now)
             | Q(lease_expires_at__isnull=True)
-            | Q(owner__in=self._dead_owners())
+            | Q(owner__in=dead)
         )
         wanting = WhatsAppSession.objects.filter(wants_running=True)
         live = max(1, live_workers().count())
@@ -392,12 +393,12 @@ class WhatsAppWorker:
                 # Rows another worker is claiming right now are skipped, not waited for.
                 candidates = candidates.select_for_update(skip_locked=True)
             picked = list(candidates.values_list("pk", flat=True)[:room])
-            won = [pk for pk in picked if self._claim(pk, now)]
+            won = [pk for pk in picked if self._claim(pk, now, dead)]
         for session in WhatsAppSession.objects.filter(pk__in=won).select_related("company"):
             claimed.append(session)
         return claimed
 
-    def _claim(self, session_pk: int, now: datetime) -> bool:
+    def _claim(self, session_pk: int, now: datetime, dead_owners: list[str] | None = None) -> bool:
         # `now` may be older than a stall: the lease written must start from the clock of the
         # write itself, or it would be born expired.
         now = max(now, timezone.now())
@@ -406,7 +407,7 @@ class WhatsAppWorker:
             | Q(owner=self.worker_id)
             | Q(lease_expires_at__lt=now)
             | Q(lease_expires_at__isnull=True)
-            | Q(owner__in=self._dead_owners())
+            | Q(owner__in=self._dead_owners() if dead_owners is None else dead_owners)
         )
         return bool(
             WhatsAppSession.objects.filter(pk=session_pk)

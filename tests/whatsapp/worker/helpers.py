@@ -11,12 +11,50 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 from django.db import connection
 
+from emulator.pgbouncer import free_port
+from tests.helpers import USES_POSTGRES
+from whatsapp.models import Company
+from whatsapp.sandbox import phone
+from whatsapp.services import linking
+from whatsapp.services.actors import SYSTEM
+from whatsapp.services.state import session_get
 from whatsapp.worker.commands import layer_prefix
 
 ROOT = Path(__file__).resolve().parents[3]
+
+
+def _redis_server_installed() -> bool:
+    return shutil.which("redis-server") is not None
+
+
+# The marks of a drill with real worker processes: PostgreSQL shared with them, and a Redis of
+# the test's own that it may freeze or stop.
+DRILL = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
+    pytest.mark.skipif(
+        not _redis_server_installed(), reason="needs redis-server (Debian: redis-server)"
+    ),
+]
+
+
+def link_companies(count: int, *, first_number: int) -> list[Company]:
+    """`count` companies, each linked through the services and the sandbox's simulated phone
+    (numbers +7911555<first_number + index>, clear of the sandbox's magic endings)."""
+    companies = []
+    for index in range(count):
+        company = Company.objects.create(slug=f"c{index}", name=f"Company {index}")
+        session_get(company)
+        number = f"+7911555{first_number + index}"
+        code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
+        phone.link_with_code(number, code.pairing_code)
+        companies.append(company)
+    return companies
 
 
 def worker_env(*, redis_url: str | None = None) -> dict[str, str]:
@@ -43,14 +81,10 @@ class OwnRedis:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
-    @staticmethod
-    def available() -> bool:
-        return shutil.which("redis-server") is not None
+    available = staticmethod(_redis_server_installed)
 
     @property
     def url(self) -> str:

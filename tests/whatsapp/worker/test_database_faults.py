@@ -9,26 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
 from django.db import connection
 
-from tests.helpers import USES_POSTGRES, figure, wait_for
-from tests.whatsapp.worker.helpers import OwnRedis
-from whatsapp.models import Company, SessionStatus, WhatsAppSession
+from tests.helpers import figure, wait_for
+from tests.whatsapp.worker.helpers import DRILL, link_companies
+from whatsapp.models import SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
 from whatsapp.sandbox.models import Device
-from whatsapp.services import linking
-from whatsapp.services.actors import SYSTEM
-from whatsapp.services.state import session_get
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
-    pytest.mark.skipif(
-        not OwnRedis.available(), reason="needs redis-server (Debian: redis-server)"
-    ),
-]
+pytestmark = DRILL
 
 COMPANIES = 8
 NUMBERS = [f"+7911555{3000 + index}" for index in range(COMPANIES)]
@@ -52,11 +41,7 @@ def tokens() -> dict[str, str]:
 def test_terminated_connections_leave_every_session_really_online(start_worker: Any) -> None:
     start_worker("w1")
     start_worker("w2")
-    for index, number in enumerate(NUMBERS):
-        company = Company.objects.create(slug=f"c{index}", name=f"Company {index}")
-        session_get(company)
-        code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-        phone.link_with_code(number, code.pairing_code)
+    link_companies(COMPANIES, first_number=3000)
     wait_for(
         lambda: WhatsAppSession.objects.filter(status=SessionStatus.CONNECTED).count() == COMPANIES
         or None,

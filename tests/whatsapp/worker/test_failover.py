@@ -13,24 +13,15 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import USES_POSTGRES, figure, wait_for
-from tests.whatsapp.worker.helpers import OwnRedis
+from tests.helpers import figure, wait_for
+from tests.whatsapp.worker.helpers import DRILL, link_companies
 from whatsapp.errors import WorkerUnavailable
-from whatsapp.models import Company, SessionStatus, WhatsAppSession
-from whatsapp.sandbox import phone
+from whatsapp.models import SessionStatus, WhatsAppSession
 from whatsapp.selectors import live_workers
 from whatsapp.services import linking
 from whatsapp.services.actors import SYSTEM
-from whatsapp.services.state import session_get
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
-    pytest.mark.skipif(
-        not OwnRedis.available(), reason="needs redis-server (Debian: redis-server)"
-    ),
-]
+pytestmark = DRILL
 
 COMPANIES = 50
 LEASE_TTL = 2.0  # the workers' (tests/whatsapp/worker/helpers.py)
@@ -43,14 +34,7 @@ def connected_on_live_workers() -> int:
 
 def test_kill_9_of_a_worker_running_fifty_links(start_worker: Any) -> None:
     processes = {name: start_worker(name) for name in ("w1", "w2")}
-    companies = []
-    for index in range(COMPANIES):
-        company = Company.objects.create(slug=f"c{index}", name=f"Company {index}")
-        session_get(company)
-        number = f"+7911555{5000 + index}"
-        code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-        phone.link_with_code(number, code.pairing_code)
-        companies.append(company)
+    companies = link_companies(COMPANIES, first_number=5000)
     wait_for(
         lambda: connected_on_live_workers() == COMPANIES or None, timeout=60, what="all linked"
     )

@@ -11,25 +11,12 @@ import time
 from collections import Counter
 from typing import Any
 
-import pytest
-
-from tests.helpers import USES_POSTGRES, figure, wait_for
-from tests.whatsapp.worker.helpers import OwnRedis
-from whatsapp.models import Company, SessionStatus, WhatsAppSession
-from whatsapp.sandbox import phone
+from tests.helpers import figure, wait_for
+from tests.whatsapp.worker.helpers import DRILL, link_companies
+from whatsapp.models import SessionStatus, WhatsAppSession
 from whatsapp.selectors import live_workers
-from whatsapp.services import linking
-from whatsapp.services.actors import SYSTEM
-from whatsapp.services.state import session_get
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
-    pytest.mark.skipif(
-        not OwnRedis.available(), reason="needs redis-server (Debian: redis-server)"
-    ),
-]
+pytestmark = DRILL
 
 COMPANIES = 10
 ROUNDS = 5
@@ -46,12 +33,7 @@ def all_connected_and_owned_by_live_workers() -> bool | None:
 
 def test_a_worker_frozen_past_its_leases_never_runs_a_session_twice(start_worker: Any) -> None:
     processes = {name: start_worker(name) for name in ("w1", "w2")}
-    for index in range(COMPANIES):
-        company = Company.objects.create(slug=f"c{index}", name=f"Company {index}")
-        session_get(company)
-        number = f"+7911555{2000 + index}"
-        code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-        phone.link_with_code(number, code.pairing_code)
+    link_companies(COMPANIES, first_number=2000)
     wait_for(all_connected_and_owned_by_live_workers, timeout=30, what="all linked")
 
     recoveries = []

@@ -11,24 +11,16 @@ import signal
 import time
 from typing import Any
 
-import pytest
 from rest_framework.test import APIClient
 
-from tests.helpers import USES_POSTGRES, figure, wait_for
-from tests.whatsapp.worker.helpers import OwnRedis
+from tests.helpers import figure, wait_for
+from tests.whatsapp.worker.helpers import DRILL
 from whatsapp.models import ApiKey, Company, SessionStatus, WhatsAppSession
 from whatsapp.sandbox import phone
 from whatsapp.selectors import live_workers
 from whatsapp.services.state import session_get
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
-    pytest.mark.skipif(
-        not OwnRedis.available(), reason="needs redis-server (Debian: redis-server)"
-    ),
-]
+pytestmark = DRILL
 
 SESSION = "/api/v1/companies/alice/session/"
 PHONE = "+79001234567"

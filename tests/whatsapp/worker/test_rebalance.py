@@ -8,36 +8,18 @@ import time
 from collections import Counter
 from typing import Any
 
-import pytest
+from tests.helpers import figure, wait_for
+from tests.whatsapp.worker.helpers import DRILL, link_companies
+from whatsapp.models import SessionStatus, WhatsAppSession
 
-from tests.helpers import USES_POSTGRES, figure, wait_for
-from tests.whatsapp.worker.helpers import OwnRedis
-from whatsapp.models import Company, SessionStatus, WhatsAppSession
-from whatsapp.sandbox import phone
-from whatsapp.services import linking
-from whatsapp.services.actors import SYSTEM
-from whatsapp.services.state import session_get
-
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
-    pytest.mark.skipif(
-        not OwnRedis.available(), reason="needs redis-server (Debian: redis-server)"
-    ),
-]
+pytestmark = DRILL
 
 COMPANIES = 12
 
 
 def test_a_joining_worker_ends_with_a_share_of_the_sessions(start_worker: Any) -> None:
     start_worker("w1")
-    for index in range(COMPANIES):
-        company = Company.objects.create(slug=f"c{index}", name=f"Company {index}")
-        session_get(company)
-        number = f"+7911555{4000 + index}"
-        code = linking.pairing_code_request(company=company, phone_number=number, actor=SYSTEM)
-        phone.link_with_code(number, code.pairing_code)
+    link_companies(COMPANIES, first_number=4000)
     wait_for(
         lambda: WhatsAppSession.objects.filter(owner="w1", status=SessionStatus.CONNECTED).count()
         == COMPANIES

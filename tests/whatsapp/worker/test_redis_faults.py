@@ -10,22 +10,14 @@ import subprocess
 import time
 from typing import Any
 
-import pytest
 from rest_framework.test import APIClient
 
-from tests.helpers import USES_POSTGRES, figure, wait_for
-from tests.whatsapp.worker.helpers import OwnRedis
+from tests.helpers import figure, wait_for
+from tests.whatsapp.worker.helpers import DRILL, OwnRedis
 from whatsapp.models import ApiKey, AttemptOutcome, Company, PairingAttempt, WhatsAppSession
 from whatsapp.services.state import session_get
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.slow,
-    pytest.mark.skipif(not USES_POSTGRES, reason="needs PostgreSQL: set DATABASE_URL (CI does)"),
-    pytest.mark.skipif(
-        not OwnRedis.available(), reason="needs redis-server (Debian: redis-server)"
-    ),
-]
+pytestmark = DRILL
 
 BOUND = 22.0
 SESSION = "/api/v1/companies/alice/session/"
